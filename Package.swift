@@ -1,0 +1,52 @@
+// swift-tools-version:6.1
+// swift-dataflow: graphs of Swift functions and shell commands passing typed values through a
+// shared-memory object store. See README.md and Sources/*/README-style doc comments.
+import PackageDescription
+
+/// Invariant checks (`_checkInvariants()`) are live in debug and test builds only.
+let internalChecks: [SwiftSetting] = [
+    .define("DATAFLOW_INTERNAL_CHECKS", .when(configuration: .debug))
+]
+
+let package = Package(
+    name: "swift-dataflow",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ObjectStore", targets: ["ObjectStore"]),
+        .library(name: "Materialize", targets: ["Materialize"]),
+        .library(name: "Dataflow", targets: ["Dataflow"]),
+        .executable(name: "store-example", targets: ["StoreExample"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // Shared-memory segments, allocator, object table, handles, typed encoding.
+        // The only module with unsafe pointer code and the only one that calls libc directly.
+        .target(
+            name: "ObjectStore",
+            dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: internalChecks
+        ),
+        // Spill files and materialization policies (built on ObjectStore).
+        .target(name: "Materialize", dependencies: ["ObjectStore"], swiftSettings: internalChecks),
+        // Workflow graph, planner, scheduler, executors (built on ObjectStore and Materialize).
+        .target(name: "Dataflow", dependencies: ["ObjectStore", "Materialize"], swiftSettings: internalChecks),
+
+        // The README's main job until the `dataflow` command exists: a small store example.
+        .executableTarget(name: "StoreExample", dependencies: ["ObjectStore"], path: "Examples/StoreExample"),
+
+        // A child process the object-store tests start, attach, kill and inspect.
+        .executableTarget(
+            name: "ObjectStoreTestChild",
+            dependencies: ["ObjectStore"],
+            path: "Tests/ObjectStoreTestChild"
+        ),
+        .testTarget(
+            name: "ObjectStoreTests",
+            dependencies: ["ObjectStore", "ObjectStoreTestChild"],
+            swiftSettings: internalChecks
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

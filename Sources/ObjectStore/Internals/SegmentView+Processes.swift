@@ -1,0 +1,31 @@
+// The process table: one slot per attached process, identified by (pid, start time) so that a
+// reused pid is not mistaken for the process that died. Slot i is bit i of every entry's
+// `holders` mask and the `creator` of the objects that process is creating.
+//
+// Requires the segment mutex.
+
+extension _SegmentView {
+    /// Takes a free slot for process (`pid`, `startTime`); nil when all are taken by live processes.
+    func registerProcess(pid: Int32, startTime: UInt64) -> Int? {
+        for index in 0..<_Layout.processSlotCount where !processSlot(index).isAttached {
+            processSlot(index).attach(pid: pid, startTime: startTime)
+            return index
+        }
+        return nil
+    }
+
+    /// Whether the process in slot `index` is still running (not exited, not a zombie, and not a
+    /// new process that reuses its pid).
+    func isProcessAlive(slot index: Int) -> Bool {
+        let slot = processSlot(index)
+        guard slot.isAttached else { return false }
+        return _Syscall.processStartTime(slot.pid) == slot.startTime
+    }
+
+    /// Pids of the attached processes, by slot.
+    func attachedProcesses() -> [(slot: Int, pid: Int32)] {
+        (0..<_Layout.processSlotCount).compactMap { index in
+            processSlot(index).isAttached ? (index, processSlot(index).pid) : nil
+        }
+    }
+}

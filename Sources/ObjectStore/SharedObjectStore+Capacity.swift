@@ -1,0 +1,138 @@
+// What to do when memory runs short: statistics, eviction candidates, eviction, the
+// out-of-memory report, and reclaiming what dead processes held.
+
+extension SharedObjectStore {
+    /// A consistent snapshot of the store's occupancy.
+    /// - Complexity: O(1) but for the largest free block (one free-list walk).
+    public func statistics() throws(ObjectStoreError) -> StoreStatistics {
+        try withLock { view, _ in
+            let counters = view.counters
+            let allocated = Int(view.header.u64(_Layout.allocatedBlockBytesOffset))
+            return StoreStatistics(
+                capacityBytes: view.heapCapacity, segmentBytes: view.geometry.segmentByteCount,
+                allocatedBytes: allocated, highWaterBytes: Int(view.header.u64(_Layout.highWaterBlockBytesOffset)),
+                freeBytes: view.heapCapacity - allocated, largestFreeBlockBytes: view.largestFreeBlockEstimate(),
+                creatingCount: counters.creatingCount, creatingBytes: counters.creatingBytes,
+                sealedInUseCount: counters.inUseCount, sealedInUseBytes: counters.inUseBytes,
+                sealedIdleCount: counters.sealedCount - counters.inUseCount, sealedIdleBytes: counters.sealedBytes - counters.inUseBytes,
+                deletePendingCount: counters.pendingDeleteCount, deletePendingBytes: counters.pendingDeleteBytes,
+                maxObjects: view.maxObjects, attachedProcessCount: view.attachedProcesses().count,
+                lockOwnerDeathRecoveries: Int(view.header.u64(_Layout.recoveryCountOffset)),
+                reclaimedProcessCount: Int(view.header.u64(_Layout.reclaimedProcessCountOffset)))
+        }
+    }
+
+    /// Sealed objects that nobody references, least recently used first, just enough of them
+    /// that their blocks plus the free bytes reach `byteCount` bytes of payload (all of them when
+    /// that is impossible; none when it already fits). Fragmentation may mean that evicting them
+    /// still leaves no single block large enough; `create(eviction: .leastRecentlyUsed)` evicts
+    /// one at a time until the allocation succeeds.
+    ///
+    /// - Complexity: O(table slots + k log k) for k idle objects.
+    public func evictionCandidates(toFit byteCount: Int) throws(ObjectStoreError) -> [EvictionCandidate] {
+        try withLock { view, local in
+            let needed = _Layout.blockByteCount(forPayload: max(byteCount, 1))
+            if view.largestFreeBlockEstimate() >= needed { return [] }
+            var free = view.heapCapacity - Int(view.header.u64(_Layout.allocatedBlockBytesOffset))
+            var chosen: [EvictionCandidate] = []
+            for candidate in idleObjects(view) {
+                if free >= needed { break }
+                free += candidate.blockBytes
+                chosen.append(EvictionCandidate(
+                    id: candidate.id, byteCount: candidate.byteCount, blockBytes: candidate.blockBytes,
+                    lastUse: candidate.lastUse, typeTag: view.typeName(at: candidate.typeIndex)))
+            }
+            return chosen
+        }
+    }
+
+    /// Deletes those of `ids` that are sealed and referenced by nobody; skips the others (they
+    /// were taken meanwhile, or are gone). Returns the ids actually evicted.
+    @discardableResult
+    public func evict(_ ids: [ObjectID]) throws(ObjectStoreError) -> [ObjectID] {
+        try withLock { view, _ in
+            var evicted: [ObjectID] = []
+            for id in ids {
+                guard let index = view.findLive(id) else { continue }
+                let current = view.entry(index)
+                guard current.state == .sealed, current.holders == 0 else { continue }
+                view.freeEntry(at: index)
+                evicted.append(id)
+            }
+            return evicted
+        }
+    }
+
+    /// Releases everything held by attached processes that have died: their references, the
+    /// objects they were creating, and their process slots. Executors call this when they see a
+    /// worker die; the store also does it by itself on attach and when memory runs short.
+    /// - Complexity: O(processes) when none died; O(table slots) otherwise.
+    @discardableResult
+    public func reclaimDeadProcesses() throws(ObjectStoreError) -> ReclaimReport {
+        try withLock { view, _ in view.sweepDeadProcesses(ownSlot: processSlot) }
+    }
+
+    /// Pids of the processes attached now, including dead ones not yet swept.
+    public func attachedProcessIDs() throws(ObjectStoreError) -> [Int32] {
+        try withLock { view, _ in view.attachedProcesses().map(\.pid) }
+    }
+
+    // MARK: Allocation
+
+    /// Allocates a block of `blockSize` bytes for `id`: directly, else after sweeping dead
+    /// processes, else (with `.leastRecentlyUsed`) by evicting idle objects one at a time.
+    func allocate(_ blockSize: Int, for id: ObjectID, eviction: EvictionPolicy, _ view: _SegmentView) throws(ObjectStoreError) -> Int {
+        if let offset = view.allocateBlock(byteCount: blockSize) { return offset }
+        if !view.sweepDeadProcesses(ownSlot: processSlot).deadProcessIDs.isEmpty, let offset = view.allocateBlock(byteCount: blockSize) {
+            return offset
+        }
+        if eviction == .leastRecentlyUsed {
+            for candidate in idleObjects(view) {
+                if let index = view.find(candidate.id, generation: candidate.generation) { view.freeEntry(at: index) }
+                if let offset = view.allocateBlock(byteCount: blockSize) { return offset }
+            }
+        }
+        var error = ObjectStoreError(.outOfMemory, "", store: name, object: id)
+        let report = capacityReport(requestedBlockBytes: blockSize, view)
+        error.capacity = report
+        error.message = "object \(id) does not fit in store '\(name)': \(report)"
+        throw error
+    }
+
+    /// Sealed, unreferenced objects, least recently used first.
+    private func idleObjects(_ view: _SegmentView) -> [(id: ObjectID, generation: UInt64, byteCount: Int, blockBytes: Int, lastUse: UInt64, typeIndex: Int)] {
+        var idle: [(id: ObjectID, generation: UInt64, byteCount: Int, blockBytes: Int, lastUse: UInt64, typeIndex: Int)] = []
+        view.forEachEntry { _, current in
+            if current.state == .sealed && current.holders == 0 {
+                idle.append((current.id, current.generation, current.byteCount, view.blockSize(ofPayloadAt: current.payloadOffset), current.lastUse, current.typeIndex))
+            }
+        }
+        idle.sort { $0.lastUse < $1.lastUse }
+        return idle
+    }
+
+    private func capacityReport(requestedBlockBytes: Int, _ view: _SegmentView) -> CapacityReport {
+        var largest: [CapacityReport.Holder] = []
+        var evictable = 0
+        view.forEachEntry { _, current in
+            let state: ObjectState
+            switch current.state {
+            case .creating: state = .creating
+            case .sealed: state = current.holders == 0 ? .sealedIdle : .sealedInUse
+            case .deletePending: state = .deletePending
+            case .empty: return
+            }
+            if state == .sealedIdle { evictable += view.blockSize(ofPayloadAt: current.payloadOffset) }
+            let holder = CapacityReport.Holder(id: current.id, byteCount: current.byteCount, state: state, holderProcessCount: current.holders.nonzeroBitCount)
+            if largest.count < 5 || current.byteCount > largest[largest.count - 1].byteCount {
+                largest.append(holder)
+                largest.sort { $0.byteCount > $1.byteCount }
+                if largest.count > 5 { largest.removeLast() }
+            }
+        }
+        let free = view.freeSpace()
+        return CapacityReport(
+            requestedBytes: requestedBlockBytes, freeBytes: free.total, largestFreeBlockBytes: free.largestBlock,
+            capacityBytes: view.heapCapacity, evictableBytes: evictable, largestHolders: largest)
+    }
+}

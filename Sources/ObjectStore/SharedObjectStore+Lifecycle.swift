@@ -1,0 +1,220 @@
+// Creating, sealing, reading and deleting objects. See `SharedObjectStore` for the lifecycle.
+
+extension SharedObjectStore {
+    /// What `create` may do when the allocation does not fit.
+    public enum EvictionPolicy: Sendable {
+        /// Fail with `.outOfMemory`; the error's `capacity` report says what could be evicted.
+        case none
+        /// Delete sealed objects that nobody references, least recently used first, until the
+        /// new object fits. Their bytes are gone: use this for values that can be recomputed.
+        case leastRecentlyUsed
+    }
+
+    /// Creates object `id` of `byteCount` bytes and returns a builder whose bytes lie inside the
+    /// shared segment: write them in place, then `seal()`. The object is invisible to `get`
+    /// until sealed, and is reclaimed if this process dies first or the builder is dropped
+    /// unsealed. The bytes are not zeroed.
+    ///
+    /// - Parameters:
+    ///   - id: unique among the store's live objects.
+    ///   - byteCount: 1 byte up to the store's capacity minus the 64-byte block header.
+    ///   - typeTag: the stored type's stable name (`StoreValue.typeTag`), at most 63 UTF-8 bytes.
+    ///   - eviction: what to do if it does not fit.
+    /// - Throws: `.invalidSize`, `.objectExists`, `.tooManyObjects`, `.tooManyTypes`,
+    ///   `.invalidName` (type tag), `.outOfMemory` with a `CapacityReport`.
+    /// - Complexity: O(1), plus a sweep of dead processes when the store is full.
+    public func create(_ id: ObjectID, byteCount: Int, typeTag: String = "bytes", eviction: EvictionPolicy = .none) throws(ObjectStoreError) -> ObjectBuilder {
+        let blockSize = try checkedBlockSize(byteCount, for: id)
+        let placed = try withLock { view, local throws(ObjectStoreError) -> (payloadOffset: Int, generation: UInt64) in
+            guard view.findLive(id) == nil else {
+                throw ObjectStoreError(.objectExists, "object \(id) already exists in store '\(name)'", store: name, object: id)
+            }
+            let typeIndex = try typeIndex(typeTag, view, local)
+            if view.entryCount >= view.maxObjects {
+                _ = view.sweepDeadProcesses(ownSlot: processSlot)
+                guard view.entryCount < view.maxObjects else {
+                    throw ObjectStoreError(.tooManyObjects, "store '\(name)' holds its maximum of \(view.maxObjects) objects; cannot create \(id) (raise StoreOptions.maxObjects)", store: name, object: id)
+                }
+            }
+            let blockOffset = try allocate(blockSize, for: id, eviction: eviction, view)
+            let generation = view.nextGeneration()
+            let payloadOffset = blockOffset + _Layout.blockHeaderByteCount
+            view.block(blockOffset).ownerLow = id.low
+            let slot = view.entry(view.emptySlot(for: id))
+            slot.fill(id: id, payloadOffset: payloadOffset, byteCount: byteCount, generation: generation, typeIndex: typeIndex, creator: processSlot, lastUse: view.tick())
+            slot.state = .creating
+            view.updateCounters(byteCount: byteCount, from: .empty, fromHolders: 0, to: .creating, toHolders: 0)
+            return (payloadOffset, generation)
+        }
+        return ObjectBuilder(
+            store: self, key: ObjectKey(id: id, generation: placed.generation),
+            address: segment.view.payloadAddress(placed.payloadOffset), byteCount: byteCount,
+            payloadOffset: placed.payloadOffset, typeTag: typeTag)
+    }
+
+    /// A zero-copy, read-only handle on sealed object `id`; counts a reference until the last
+    /// copy of the handle is gone.
+    ///
+    /// - Throws: `.objectNotFound` (never created, deleted, or spilled away), `.objectNotSealed`
+    ///   (still being created).
+    /// - Complexity: O(1); well under a microsecond.
+    public func get(_ id: ObjectID) throws(ObjectStoreError) -> ObjectHandle {
+        let found = try withLock { view, local throws(ObjectStoreError) -> (Int, Int, UInt64, String) in
+            guard let index = view.findLive(id) else {
+                throw ObjectStoreError(.objectNotFound, "no object \(id) in store '\(name)'", store: name, object: id)
+            }
+            let current = view.entry(index)
+            guard current.state == .sealed else {
+                throw ObjectStoreError(.objectNotSealed, "object \(id) in store '\(name)' is still being created", store: name, object: id)
+            }
+            retain(current, view, local)
+            return (current.payloadOffset, current.byteCount, current.generation, typeName(current.typeIndex, view, local))
+        }
+        return makeHandle(id: id, payloadOffset: found.0, byteCount: found.1, generation: found.2, typeTag: found.3)
+    }
+
+    /// A handle on the object a descriptor (from another process, say) describes.
+    ///
+    /// - Throws: `.invalidOption` if the descriptor names another store; `.staleDescriptor` if
+    ///   that object was deleted (even if its id was reused since); `.objectNotFound`.
+    public func get(_ descriptor: ObjectDescriptor) throws(ObjectStoreError) -> ObjectHandle {
+        guard descriptor.storeName == name else {
+            throw ObjectStoreError(.invalidOption, "descriptor of object \(descriptor.id) names store '\(descriptor.storeName)', not '\(name)'", store: name, object: descriptor.id)
+        }
+        let handle = try get(descriptor.id)
+        guard handle.generation == descriptor.generation, handle.payloadOffset == descriptor.payloadOffset, handle.byteCount == descriptor.byteCount else {
+            throw ObjectStoreError(.staleDescriptor, "descriptor of object \(descriptor.id) (generation \(descriptor.generation)) is stale: the object was deleted and its id reused (now generation \(handle.generation))", store: name, object: descriptor.id)
+        }
+        return handle
+    }
+
+    /// Whether a sealed object `id` exists (false while it is still being created).
+    public func contains(_ id: ObjectID) -> Bool {
+        (try? withLock { view, _ in view.findLive(id).map { view.entry($0).state == .sealed } ?? false }) ?? false
+    }
+
+    /// Deletes sealed object `id`: its bytes are freed now if no process holds a reference,
+    /// otherwise as soon as the last reference is released. Either way its id is free for a new
+    /// object at once, and `get` no longer finds it.
+    ///
+    /// - Throws: `.objectNotFound`; `.objectNotSealed` (only its creator may abandon an object
+    ///   being created, by dropping or aborting its builder).
+    public func delete(_ id: ObjectID) throws(ObjectStoreError) {
+        try withLock { view, _ throws(ObjectStoreError) in
+            guard let index = view.findLive(id) else {
+                throw ObjectStoreError(.objectNotFound, "cannot delete object \(id): no such object in store '\(name)'", store: name, object: id)
+            }
+            let current = view.entry(index)
+            guard current.state == .sealed else {
+                throw ObjectStoreError(.objectNotSealed, "cannot delete object \(id) in store '\(name)': it is still being created", store: name, object: id)
+            }
+            if current.holders == 0 {
+                view.freeEntry(at: index)
+            } else {
+                view.updateCounters(byteCount: current.byteCount, from: .sealed, fromHolders: current.holders, to: .deletePending, toHolders: current.holders)
+                current.state = .deletePending
+            }
+        }
+    }
+
+    // MARK: Internals used by builders and handles
+
+    /// Seals the object a builder created; returns the reader's handle (one reference).
+    func seal(_ key: ObjectKey, typeTag: String) throws(ObjectStoreError) -> ObjectHandle {
+        let found = try withLock { view, local throws(ObjectStoreError) -> (Int, Int) in
+            guard let index = view.find(key.id, generation: key.generation), view.entry(index).state == .creating,
+                view.entry(index).creator == processSlot
+            else {
+                throw ObjectStoreError(.objectNotFound, "cannot seal object \(key.id): it is no longer being created in store '\(name)' (reclaimed?)", store: name, object: key.id)
+            }
+            let current = view.entry(index)
+            view.updateCounters(byteCount: current.byteCount, from: .creating, fromHolders: 0, to: .sealed, toHolders: 0)
+            current.state = .sealed
+            retain(current, view, local)
+            return (current.payloadOffset, current.byteCount)
+        }
+        return makeHandle(id: key.id, payloadOffset: found.0, byteCount: found.1, generation: key.generation, typeTag: typeTag)
+    }
+
+    /// Frees an object that its builder abandoned before sealing.
+    func abort(_ key: ObjectKey) {
+        _ = try? withLock { view, _ in
+            if let index = view.find(key.id, generation: key.generation), view.entry(index).state == .creating {
+                view.freeEntry(at: index)
+            }
+        }
+    }
+
+    /// Gives back one reference of this process (a handle's last copy went away).
+    func release(_ key: ObjectKey) {
+        _ = try? withLock { view, local in
+            guard let count = local.referenceCounts[key] else {
+                preconditionFailure("releasing object \(key.id) that this process holds no reference to")
+            }
+            if count > 1 {
+                local.referenceCounts[key] = count - 1
+                return
+            }
+            local.referenceCounts[key] = nil
+            guard let index = view.find(key.id, generation: key.generation) else { return }
+            let current = view.entry(index)
+            let before = current.holders
+            let after = before & ~(1 << UInt64(processSlot))
+            current.holders = after
+            if current.state == .deletePending && after == 0 {
+                view.freeEntry(at: index)
+            } else {
+                view.updateCounters(byteCount: current.byteCount, from: current.state, fromHolders: before, to: current.state, toHolders: after)
+            }
+        }
+    }
+
+    /// Counts one more reference of this process on `entry`.
+    private func retain(_ entry: _Entry, _ view: _SegmentView, _ local: _ProcessLocalState) {
+        let key = ObjectKey(id: entry.id, generation: entry.generation)
+        let count = local.referenceCounts[key, default: 0]
+        local.referenceCounts[key] = count + 1
+        entry.lastUse = view.tick()
+        if count == 0 {
+            let before = entry.holders
+            let after = before | (1 << UInt64(processSlot))
+            entry.holders = after
+            if before == 0 {
+                view.updateCounters(byteCount: entry.byteCount, from: .sealed, fromHolders: before, to: .sealed, toHolders: after)
+            }
+        }
+    }
+
+    private func makeHandle(id: ObjectID, payloadOffset: Int, byteCount: Int, generation: UInt64, typeTag: String) -> ObjectHandle {
+        ObjectHandle(reference: _ObjectReference(
+            store: self, key: ObjectKey(id: id, generation: generation),
+            address: UnsafeRawPointer(segment.view.payloadAddress(payloadOffset)),
+            byteCount: byteCount, payloadOffset: payloadOffset, typeTag: typeTag))
+    }
+
+    private func checkedBlockSize(_ byteCount: Int, for id: ObjectID) throws(ObjectStoreError) -> Int {
+        guard byteCount > 0, byteCount <= capacityBytes - _Layout.blockHeaderByteCount else {
+            throw ObjectStoreError(.invalidSize, "object \(id): size \(byteCount) bytes is outside 1 ... \(capacityBytes - _Layout.blockHeaderByteCount) (store '\(name)' capacity \(capacityBytes) bytes, less a 64-byte header)", store: name, object: id)
+        }
+        return _Layout.blockByteCount(forPayload: byteCount)
+    }
+
+    private func typeIndex(_ tag: String, _ view: _SegmentView, _ local: _ProcessLocalState) throws(ObjectStoreError) -> Int {
+        if let cached = local.typeIndices[tag] { return cached }
+        guard !tag.isEmpty, tag.utf8.count <= _SegmentView.maximumTypeNameByteCount else {
+            throw ObjectStoreError(.invalidName, "type tag '\(tag)' must be 1-\(_SegmentView.maximumTypeNameByteCount) UTF-8 bytes", store: name)
+        }
+        guard let index = view.typeIndex(named: tag) else {
+            throw ObjectStoreError(.tooManyTypes, "store '\(name)' already knows \(_Layout.typeSlotCount) types; cannot add '\(tag)'", store: name)
+        }
+        local.typeIndices[tag] = index
+        return index
+    }
+
+    private func typeName(_ index: Int, _ view: _SegmentView, _ local: _ProcessLocalState) -> String {
+        if let cached = local.typeNames[index] { return cached }
+        let name = view.typeName(at: index)
+        local.typeNames[index] = name
+        return name
+    }
+}
