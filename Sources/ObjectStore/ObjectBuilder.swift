@@ -48,6 +48,7 @@ public struct ObjectBuilder: ~Copyable {
     /// (whatever the block held before); every byte the readers need must be written.
     /// Do not escape the pointer.
     /// - Throws: `.objectSealed` after `seal()`; whatever `body` throws.
+    @discardableResult
     public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) throws -> R {
         try checkWritable()
         return try body(UnsafeMutableRawBufferPointer(start: address, count: byteCount))
@@ -55,6 +56,7 @@ public struct ObjectBuilder: ~Copyable {
 
     /// Calls `body` with the object's bytes as a `MutableRawSpan` (bounds-checked, in place).
     /// - Throws: `.objectSealed` after `seal()`; whatever `body` throws.
+    @discardableResult
     public func withMutableBytes<R>(_ body: (inout MutableRawSpan) throws -> R) throws -> R {
         try checkWritable()
         var span = UnsafeMutableRawBufferPointer(start: address, count: byteCount).mutableBytes
