@@ -23,24 +23,24 @@ extension SharedObjectStore {
     }
 
     /// Sealed objects that nobody references, least recently used first, just enough of them
-    /// that their blocks plus the free bytes reach `byteCount` bytes of payload (all of them when
-    /// that is impossible; none when it already fits). Fragmentation may mean that evicting them
-    /// still leaves no single block large enough; `create(eviction: .leastRecentlyUsed)` evicts
-    /// one at a time until the allocation succeeds.
+    /// that evicting them all frees a *contiguous* run of heap large enough for an object of
+    /// `byteCount` bytes (taking fragmentation into account). Empty when it fits already; all
+    /// idle objects when even that would not make room.
     ///
-    /// - Complexity: O(table slots + k log k) for k idle objects.
+    /// - Complexity: O(table slots + k log k) for k idle objects, plus their neighbours.
     public func evictionCandidates(toFit byteCount: Int) throws(ObjectStoreError) -> [EvictionCandidate] {
         try withLock { view, local in
             let needed = _Layout.blockByteCount(forPayload: max(byteCount, 1))
             if view.largestFreeBlockEstimate() >= needed { return [] }
-            var free = view.heapCapacity - Int(view.header.u64(_Layout.allocatedBlockBytesOffset))
             var chosen: [EvictionCandidate] = []
+            var chosenBlocks: Set<Int> = []
             for candidate in idleObjects(view) {
-                if free >= needed { break }
-                free += candidate.blockBytes
+                let blockOffset = candidate.payloadOffset - _Layout.blockHeaderByteCount
+                chosenBlocks.insert(blockOffset)
                 chosen.append(EvictionCandidate(
                     id: candidate.id, byteCount: candidate.byteCount, blockBytes: candidate.blockBytes,
                     lastUse: candidate.lastUse, typeTag: view.typeName(at: candidate.typeIndex)))
+                if view.runSizeIfFreed(blockOffset, alsoFreed: chosenBlocks) >= needed { break }
             }
             return chosen
         }
@@ -100,11 +100,11 @@ extension SharedObjectStore {
     }
 
     /// Sealed, unreferenced objects, least recently used first.
-    private func idleObjects(_ view: _SegmentView) -> [(id: ObjectID, generation: UInt64, byteCount: Int, blockBytes: Int, lastUse: UInt64, typeIndex: Int)] {
-        var idle: [(id: ObjectID, generation: UInt64, byteCount: Int, blockBytes: Int, lastUse: UInt64, typeIndex: Int)] = []
+    private func idleObjects(_ view: _SegmentView) -> [(id: ObjectID, generation: UInt64, byteCount: Int, blockBytes: Int, lastUse: UInt64, typeIndex: Int, payloadOffset: Int)] {
+        var idle: [(id: ObjectID, generation: UInt64, byteCount: Int, blockBytes: Int, lastUse: UInt64, typeIndex: Int, payloadOffset: Int)] = []
         view.forEachEntry { _, current in
             if current.state == .sealed && current.holders == 0 {
-                idle.append((current.id, current.generation, current.byteCount, view.blockSize(ofPayloadAt: current.payloadOffset), current.lastUse, current.typeIndex))
+                idle.append((current.id, current.generation, current.byteCount, view.blockSize(ofPayloadAt: current.payloadOffset), current.lastUse, current.typeIndex, current.payloadOffset))
             }
         }
         idle.sort { $0.lastUse < $1.lastUse }

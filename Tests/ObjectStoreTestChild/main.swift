@@ -44,11 +44,13 @@ do {
         say("ready \(handle.descriptor.payloadOffset)")
     case "create-hang":
         let builder = try store.create(ObjectID(arguments[3])!, byteCount: Int(arguments[4])!)
+        // Wait inside the builder's use: a builder whose last use has passed is destroyed (and
+        // its object aborted) at once, not at the end of the scope.
         try builder.withUnsafeMutableBytes { bytes in
             bytes.baseAddress!.initializeMemory(as: UInt8.self, repeating: 7, count: bytes.count / 2)
+            say("ready")
+            waitToBeKilled()
         }
-        say("ready")
-        waitToBeKilled()
     case "get-hang":
         let handle = try store.get(ObjectID(arguments[3])!)
         say("ready \(handle.byteCount)")

@@ -73,8 +73,23 @@ extension _SegmentView {
         }
     }
 
-    /// A free block of at least `size` bytes (still on its list), or nil.
+    /// A free block of at least `size` bytes (still on its list), or nil. First the O(1)
+    /// good fit (the next size class up, where every block is large enough); failing that, a
+    /// walk of `size`'s own class, whose blocks may or may not be large enough.
     private func findFree(atLeast size: Int) -> _Block? {
+        if let found = findFreeInLargerClass(atLeast: size) { return found }
+        let (first, second) = Self.listIndex(forBlockSize: size)
+        guard first < _Layout.firstLevelCount else { return nil }
+        var cursor = header.u64(headOffset(first, second))
+        while cursor != _Layout.nilOffset {
+            let candidate = block(cursor)
+            if candidate.size >= size { return candidate }
+            cursor = candidate.nextFree
+        }
+        return nil
+    }
+
+    private func findFreeInLargerClass(atLeast size: Int) -> _Block? {
         var (first, second) = Self.searchIndex(forBlockSize: size)
         guard first < _Layout.firstLevelCount else { return nil }
         var secondMap = header.u32(secondBitmapOffset(first)) & (UInt32.max << UInt32(second))
@@ -138,6 +153,23 @@ extension _SegmentView {
         merged.setSize(size, free: true)
         block(merged.offset + size).previousPhysical = UInt64(merged.offset)
         insertFree(merged)
+    }
+
+    /// The size of the free run that `blockOffset` would join if it and every block in
+    /// `alsoFreed` (block offsets) were freed: the block plus its free or also-freed neighbours.
+    func runSizeIfFreed(_ blockOffset: Int, alsoFreed: Set<Int>) -> Int {
+        var size = block(blockOffset).size
+        var previous = block(blockOffset).previousPhysical
+        while previous != _Layout.nilOffset, block(previous).isFree || alsoFreed.contains(Int(previous)) {
+            size += block(previous).size
+            previous = block(previous).previousPhysical
+        }
+        var next = blockOffset + block(blockOffset).size
+        while next < heapCapacity, block(next).isFree || alsoFreed.contains(next) {
+            size += block(next).size
+            next += block(next).size
+        }
+        return size
     }
 
     /// The size of the used block whose payload starts at `payloadOffset`.
