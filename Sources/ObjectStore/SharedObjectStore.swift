@@ -1,4 +1,4 @@
-import Synchronization
+import Foundation  // NSLock: a pthread mutex, which ThreadSanitizer understands
 
 /// A named object store in shared memory that several processes use at once.
 ///
@@ -49,7 +49,7 @@ public final class SharedObjectStore: Sendable {
     }
 
     deinit {
-        Self.registry.withLock { stores in
+        _ = try? Self.registry.withLock { stores throws(ObjectStoreError) in
             if let entry = stores[name], entry.store == nil || entry.store === self { stores[name] = nil }
         }
         // Every handle and builder is gone (they retain the store), so this process holds no
@@ -183,11 +183,26 @@ public final class SharedObjectStore: Sendable {
 
     // MARK: Per-process registry
 
-    private static let registry = Mutex<[String: _WeakStore]>([:])
+    private static let registry = _StoreRegistry()
+}
+
+/// The stores this process has mapped, by name, so that it maps each at most once.
+///
+/// - Note: Thread-safe: every access holds `lock`. (An `NSLock`, not `Synchronization.Mutex`:
+///   on Linux the latter is a bare futex that ThreadSanitizer cannot see, and reports races.)
+final class _StoreRegistry: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stores: [String: _WeakStore] = [:]
+
+    func withLock<R>(_ body: (inout [String: _WeakStore]) throws(ObjectStoreError) -> R) throws(ObjectStoreError) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&stores)
+    }
 }
 
 /// A weak reference to a store, for the per-process registry.
-struct _WeakStore: @unchecked Sendable {  // the registry's Mutex guards every access
+struct _WeakStore {
     weak var store: SharedObjectStore?
     init(_ store: SharedObjectStore) { self.store = store }
 }
