@@ -9,22 +9,36 @@ import Glibc
 import Foundation
 import ObjectStore
 
+/// Prints a line at once (stdout may be a pipe, which would hold lines back until exit).
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
 func milliseconds(since start: UInt64) -> String {
     String(format: "%.2f ms", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
 }
 
 let arguments = CommandLine.arguments
 if arguments.count == 4 && arguments[1] == "consume" {
-    // Consumer: attach, read the tensor as a view of the producer's bytes, reduce it.
-    let start = DispatchTime.now().uptimeNanoseconds
-    let store = try SharedObjectStore.attach(named: arguments[2])
-    let features = try store.get(ObjectID(arguments[3])!, as: Tensor<Float>.self)
-    let sum = features.withSpan { span in
-        var total: Double = 0
-        for index in span.indices { total += Double(span[index]) }
-        return total
-    }
-    print("consumer (pid \(getpid())): attached and read \(features) in \(milliseconds(since: start)); mean = \(sum / Double(features.count))")
+    // Consumer: attach, get the tensor as a view of the producer's bytes, reduce it.
+    func consume() throws {
+        var start = DispatchTime.now().uptimeNanoseconds
+        let store = try SharedObjectStore.attach(named: arguments[2])
+        let attached = milliseconds(since: start)
+        start = DispatchTime.now().uptimeNanoseconds
+        let features = try store.get(ObjectID(arguments[3])!, as: Tensor<Float>.self)
+        let got = milliseconds(since: start)
+        start = DispatchTime.now().uptimeNanoseconds
+        let sum = features.withSpan { span in
+            var total: Double = 0
+            for index in span.indices { total += Double(span[index]) }
+            return total
+        }
+        say("consumer (pid \(getpid())): attached in \(attached), got \(features) in \(got) (a view, no copy), "
+            + "summed its \(features.count) scalars in \(milliseconds(since: start)); mean = \(sum / Double(features.count))")
+    }  // the handle is released here, before the process exits
+    try consume()
     exit(0)
 }
 
@@ -32,14 +46,14 @@ let name = "example-\(getpid())"
 let rows = 4096, columns = 4096  // 64 MiB of float32
 let store = try SharedObjectStore.create(named: name, capacityBytes: 256 << 20, options: StoreOptions(prefault: true))
 defer { try? SharedObjectStore.remove(named: name) }
-print("created store '\(name)': \(try store.statistics())")
+say("created store '\(name)': \(try store.statistics())")
 
 let id = ObjectID(deriving: "example/features")
 var start = DispatchTime.now().uptimeNanoseconds
 let features = try store.makeTensor(id, shape: [rows, columns], of: Float.self) { scalars in
     for index in scalars.indices { scalars[index] = Float(index % 1000) / 1000 }
 }
-print("producer (pid \(getpid())): wrote \(features) in place in \(milliseconds(since: start)) (\(features.scalarByteCount >> 20) MiB, no staging copy)")
+say("producer (pid \(getpid())): wrote \(features) in place in \(milliseconds(since: start)) (\(features.scalarByteCount >> 20) MiB, no staging copy)")
 
 start = DispatchTime.now().uptimeNanoseconds
 let consumer = Process()
@@ -47,8 +61,8 @@ consumer.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlink
 consumer.arguments = ["consume", name, id.description]
 try consumer.run()
 consumer.waitUntilExit()
-print("consumer process finished in \(milliseconds(since: start)) (including its start-up), status \(consumer.terminationStatus)")
+say("consumer process finished in \(milliseconds(since: start)) (including its start-up), status \(consumer.terminationStatus)")
 
 let report = try store.reclaimDeadProcesses()
-print("after the consumer exited: \(report)")
-print("store: \(try store.statistics())")
+say("after the consumer exited: \(report)")
+say("store: \(try store.statistics())")

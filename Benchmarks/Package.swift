@@ -1,0 +1,32 @@
+// swift-tools-version:6.1
+// The benchmarks of swift-dataflow, a separate package (as swift-nio does) so that the library
+// does not depend on the benchmark framework. Run: `make bench` at the top, or
+// `swift package --allow-writing-to-package-directory benchmark` here.
+import PackageDescription
+
+let package = Package(
+    name: "swift-dataflow-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "swift-dataflow", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "ObjectStoreBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "ObjectStore", package: "swift-dataflow"),
+            ],
+            path: "Benchmarks/ObjectStoreBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // The "other process" of the cross-process benchmark: attaches, creates objects, waits.
+        .executableTarget(
+            name: "StoreBenchChild",
+            dependencies: [.product(name: "ObjectStore", package: "swift-dataflow")],
+            path: "Sources/StoreBenchChild"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
