@@ -4,10 +4,12 @@ export DEBIAN_FRONTEND := noninteractive
 
 .PHONY: demo test test-tsan deps bench clean
 
-# System packages a fresh Debian machine lacks (liblz4-dev for the Materialize module).
+# System packages a fresh Debian machine lacks: liblz4 (spill-file compression) and libxxhash
+# (spill-file checksums) for the Materialize module.
+SYSTEM_PACKAGES := liblz4-dev libxxhash-dev
 deps:
-	@if ! dpkg -s liblz4-dev >/dev/null 2>&1; then \
-	  echo "installing liblz4-dev"; apt-get update -qq && apt-get install -y -qq liblz4-dev >/dev/null; fi
+	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+	  echo "installing $(SYSTEM_PACKAGES)"; apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; fi
 
 # The main job: a producer and a consumer process sharing a 64 MiB tensor through the store.
 demo: deps

@@ -33,6 +33,9 @@ public final class SharedObjectStore: Sendable {
     public let capacityBytes: Int
     /// The most objects (live or pending deletion) the store holds at once.
     public let maxObjects: Int
+    /// A random id chosen when the store was created: tells it from an earlier or later store
+    /// of the same name (for example to recognise spill files a previous store left behind).
+    public let instanceID: ObjectID
 
     let segment: _MappedSegment
     /// This process's slot in the process table.
@@ -44,6 +47,8 @@ public final class SharedObjectStore: Sendable {
         self.name = segment.name
         self.capacityBytes = segment.view.heapCapacity
         self.maxObjects = segment.view.maxObjects
+        self.instanceID = ObjectID(
+            high: segment.view.header.u64(_Layout.instanceIDOffset), low: segment.view.header.u64(_Layout.instanceIDOffset + 8))
         self.processSlot = processSlot
         self.local = _ProcessLocalState()
     }

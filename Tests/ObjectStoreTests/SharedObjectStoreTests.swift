@@ -12,6 +12,8 @@ import Testing
         #expect(SharedObjectStore.exists(named: name))
         // One mapping per process: attaching again gives the same instance.
         #expect(try SharedObjectStore.attach(named: name) === store)
+        // Each store gets its own instance id.
+        try withStore { other in #expect(other.instanceID != store.instanceID) }
         let attributes = try FileManager.default.attributesOfItem(atPath: "/dev/shm/dataflow.\(name)")
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         try SharedObjectStore.remove(named: name)

@@ -93,6 +93,9 @@ final class _MappedSegment: @unchecked Sendable {
         header.setU64(_Layout.heapCapacityOffset, UInt64(geometry.heapCapacity))
         header.setU64(_Layout.tableSlotCountOffset, UInt64(geometry.tableSlotCount))
         header.setU64(_Layout.maxObjectsOffset, UInt64(maxObjects))
+        let instance = ObjectID.random()
+        header.setU64(_Layout.instanceIDOffset, instance.high)
+        header.setU64(_Layout.instanceIDOffset + 8, instance.low)
         _ = segment.view.typeIndex(named: "bytes")
         // Prefault before the heap's first block header exists: it writes zeros to every page.
         if prefault { segment.prefaultHeap(writingZeros: true) }

@@ -63,6 +63,8 @@ enum _Layout {
     static let reclaimedProcessCountOffset = 224
     static let pendingDeleteCountOffset = 232
     static let pendingDeleteBytesOffset = 240
+    /// A random 128-bit id chosen at creation: tells this store from an earlier one of the same name.
+    static let instanceIDOffset = 400
     // Allocator (TLSF) control.
     static let firstLevelBitmapOffset = 256
     static let secondLevelBitmapsOffset = 264  // UInt32 × firstLevelCount
