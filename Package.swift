@@ -28,8 +28,15 @@ let package = Package(
             dependencies: [.product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: internalChecks
         ),
+        // The system's liblz4 and libxxhash (installed by `make deps` / .ci/run).
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         // Spill files and materialization policies (built on ObjectStore).
-        .target(name: "Materialize", dependencies: ["ObjectStore"], swiftSettings: internalChecks),
+        .target(
+            name: "Materialize",
+            dependencies: ["ObjectStore", "CLZ4", "CXXHash", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: internalChecks
+        ),
         // Workflow graph, planner, scheduler, executors (built on ObjectStore and Materialize).
         .target(name: "Dataflow", dependencies: ["ObjectStore", "Materialize"], swiftSettings: internalChecks),
 
@@ -41,6 +48,11 @@ let package = Package(
             name: "ObjectStoreTestChild",
             dependencies: ["ObjectStore"],
             path: "Tests/ObjectStoreTestChild"
+        ),
+        .testTarget(
+            name: "MaterializeTests",
+            dependencies: ["Materialize", "ObjectStore"],
+            swiftSettings: internalChecks
         ),
         .testTarget(
             name: "ObjectStoreTests",
