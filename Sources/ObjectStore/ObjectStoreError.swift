@@ -140,8 +140,10 @@ public struct CapacityReport: Sendable, CustomStringConvertible {
         public var state: ObjectState
         /// Number of processes holding a reference to it.
         public var holderProcessCount: Int
+        /// Whether it is pinned (never evicted).
+        public var isPinned: Bool
         public var description: String {
-            "\(id) (\(byteCount) bytes, \(state), held by \(holderProcessCount) process(es))"
+            "\(id) (\(byteCount) bytes, \(state)\(isPinned ? ", pinned" : ""), held by \(holderProcessCount) process(es))"
         }
     }
     /// Bytes the allocation needed, including the 64-byte block header.

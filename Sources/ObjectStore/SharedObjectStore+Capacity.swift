@@ -46,8 +46,40 @@ extension SharedObjectStore {
         }
     }
 
-    /// Deletes those of `ids` that are sealed and referenced by nobody; skips the others (they
-    /// were taken meanwhile, or are gone). Returns the ids actually evicted.
+    /// Sealed, unpinned objects that nobody references, least recently used first (at most
+    /// `limit`): what a spiller writes out and frees first.
+    /// - Complexity: O(table slots + k log k) for k idle objects.
+    public func idleObjectsLeastRecentlyUsedFirst(limit: Int = .max) throws(ObjectStoreError) -> [EvictionCandidate] {
+        try withLock { view, _ in
+            idleObjects(view).prefix(limit).map {
+                EvictionCandidate(id: $0.id, byteCount: $0.byteCount, blockBytes: $0.blockBytes, lastUse: $0.lastUse, typeTag: view.typeName(at: $0.typeIndex))
+            }
+        }
+    }
+
+    /// Pins or unpins sealed object `id`. A pinned object is never evicted, never offered as an
+    /// eviction candidate or idle object, and never chosen by `.leastRecentlyUsed` eviction; it
+    /// stays in memory until deleted. (Materialize pins values whose policy is `never`.)
+    /// - Throws: `.objectNotFound`, `.objectNotSealed`.
+    public func setPinned(_ id: ObjectID, _ pinned: Bool) throws(ObjectStoreError) {
+        try withLock { view, _ throws(ObjectStoreError) in
+            guard let index = view.findLive(id) else {
+                throw ObjectStoreError(.objectNotFound, "cannot pin object \(id): no such object in store '\(name)'", store: name, object: id)
+            }
+            guard view.entry(index).state == .sealed else {
+                throw ObjectStoreError(.objectNotSealed, "cannot pin object \(id) in store '\(name)': it is still being created", store: name, object: id)
+            }
+            view.entry(index).isPinned = pinned
+        }
+    }
+
+    /// Whether sealed object `id` is pinned (false if there is no such object).
+    public func isPinned(_ id: ObjectID) -> Bool {
+        (try? withLock { view, _ in view.findLive(id).map { view.entry($0).isPinned } ?? false }) ?? false
+    }
+
+    /// Deletes those of `ids` that are sealed, unpinned and referenced by nobody; skips the
+    /// others (they were taken meanwhile, are pinned, or are gone). Returns the ids evicted.
     @discardableResult
     public func evict(_ ids: [ObjectID]) throws(ObjectStoreError) -> [ObjectID] {
         try withLock { view, _ in
@@ -55,7 +87,7 @@ extension SharedObjectStore {
             for id in ids {
                 guard let index = view.findLive(id) else { continue }
                 let current = view.entry(index)
-                guard current.state == .sealed, current.holders == 0 else { continue }
+                guard current.state == .sealed, current.holders == 0, !current.isPinned else { continue }
                 view.freeEntry(at: index)
                 evicted.append(id)
             }
@@ -103,7 +135,7 @@ extension SharedObjectStore {
     private func idleObjects(_ view: _SegmentView) -> [(id: ObjectID, generation: UInt64, byteCount: Int, blockBytes: Int, lastUse: UInt64, typeIndex: Int, payloadOffset: Int)] {
         var idle: [(id: ObjectID, generation: UInt64, byteCount: Int, blockBytes: Int, lastUse: UInt64, typeIndex: Int, payloadOffset: Int)] = []
         view.forEachEntry { _, current in
-            if current.state == .sealed && current.holders == 0 {
+            if current.state == .sealed && current.holders == 0 && !current.isPinned {
                 idle.append((current.id, current.generation, current.byteCount, view.blockSize(ofPayloadAt: current.payloadOffset), current.lastUse, current.typeIndex, current.payloadOffset))
             }
         }
@@ -122,8 +154,8 @@ extension SharedObjectStore {
             case .deletePending: state = .deletePending
             case .empty: return
             }
-            if state == .sealedIdle { evictable += view.blockSize(ofPayloadAt: current.payloadOffset) }
-            let holder = CapacityReport.Holder(id: current.id, byteCount: current.byteCount, state: state, holderProcessCount: current.holders.nonzeroBitCount)
+            if state == .sealedIdle && !current.isPinned { evictable += view.blockSize(ofPayloadAt: current.payloadOffset) }
+            let holder = CapacityReport.Holder(id: current.id, byteCount: current.byteCount, state: state, holderProcessCount: current.holders.nonzeroBitCount, isPinned: current.isPinned)
             if largest.count < 5 || current.byteCount > largest[largest.count - 1].byteCount {
                 largest.append(holder)
                 largest.sort { $0.byteCount > $1.byteCount }

@@ -57,6 +57,27 @@ import Testing
         }
     }
 
+    @Test func pinnedObjectsAreNeverEvicted() throws {
+        try withStore(capacity: 1 << 20) { store in
+            let ids = (0..<4).map { ObjectID(deriving: "pin-\($0)") }
+            for id in ids { try store.put(patternBytes(200 * 1024), id: id) }
+            try store.setPinned(ids[0], true)
+            #expect(store.isPinned(ids[0]) && !store.isPinned(ids[1]))
+            #expect(try store.idleObjectsLeastRecentlyUsedFirst().map(\.id) == Array(ids[1...]))
+            #expect(try store.evict([ids[0]]).isEmpty)
+            var builder = try store.create(.random(), byteCount: 700 * 1024, eviction: .leastRecentlyUsed)
+            let big = try builder.seal()  // held: in use, not evictable
+            #expect(store.contains(ids[0]))
+            let error = expectStoreError(.outOfMemory) { try store.create(.random(), byteCount: 300 * 1024, eviction: .leastRecentlyUsed) }
+            #expect(error?.capacity?.largestHolders.contains { $0.id == ids[0] && $0.isPinned } == true)
+            #expect(error?.capacity?.evictableBytes == 0)
+            try store.setPinned(ids[0], false)
+            #expect(try store.evict([ids[0]]) == [ids[0]])
+            expectStoreError(.objectNotFound) { try store.setPinned(ids[0], true) }
+            withExtendedLifetime(big) {}
+        }
+    }
+
     @Test func freedNeighboursCoalesce() throws {
         try withStore(capacity: 1 << 20) { store in
             let ids = (0..<3).map { ObjectID(deriving: "n-\($0)") }

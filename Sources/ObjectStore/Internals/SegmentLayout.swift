@@ -142,7 +142,8 @@ enum _EntryState: UInt32 {
 ///
 ///     0 idHigh  8 idLow  16 payloadOffset (heap-relative)  24 byteCount  32 generation
 ///     40 holders (bit i: process slot i holds a reference)  48 lastUse (LRU clock)
-///     56 typeIndex (UInt16)  58 creator slot (UInt8)  60 state (UInt32, written last)
+///     56 typeIndex (UInt16)  58 creator slot (UInt8)  59 flags (bit 0: pinned)
+///     60 state (UInt32, written last)
 struct _Entry {
     let fields: _Fields
     init(_ raw: UnsafeMutableRawPointer) { fields = _Fields(raw: raw) }
@@ -160,6 +161,11 @@ struct _Entry {
         nonmutating set { fields.setU64(48, newValue) }
     }
     var typeIndex: Int { Int(fields.u16(56)) }
+    /// Pinned objects are never evicted or offered for eviction (byte 59, bit 0).
+    var isPinned: Bool {
+        get { fields.u8(59) & 1 == 1 }
+        nonmutating set { fields.setU8(59, newValue ? 1 : 0) }
+    }
     var creator: Int { Int(fields.u8(58)) }
     var state: _EntryState {
         // A value outside the enum can only come from damage; treat it as empty (recovery drops it).
