@@ -23,7 +23,7 @@ func withStore<R>(capacity: Int = 16 << 20, label: String = #function, _ body: (
 }
 
 @discardableResult
-func expectMaterializeError<R>(_ code: MaterializeError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> R) -> MaterializeError? {
+func expectMaterializeError<R: ~Copyable>(_ code: MaterializeError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> R) -> MaterializeError? {
     do {
         _ = try body()
         Issue.record("expected MaterializeError.\(code), got success", sourceLocation: sourceLocation)

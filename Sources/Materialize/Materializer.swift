@@ -1,0 +1,149 @@
+import Foundation
+import ObjectStore
+
+/// Carries out materialization plans for the values of one run: writes the files a plan asks
+/// for, pins `never` values, hands consumers the files they need, and frees or keeps each value
+/// when its last consumer is done. The Dataflow scheduler calls it; it knows values, not graphs.
+///
+/// Files go under the run directory: `values/<name>.dfspill` (kept: results, `always`, `final`
+/// leaves) and `exchange/<name>.dfspill` (for consumers that read files; removed with the value).
+/// Both directories are mode 0700, files 0600, written safely (see `SpillFile`).
+///
+/// - Note: Thread-safe: per-value bookkeeping is behind a lock; file I/O runs outside it.
+public final class Materializer: @unchecked Sendable {  // `values` is guarded by `lock`
+    /// Where one value is and why: what the run log records.
+    public struct ValueRecord: Sendable, Equatable, Codable {
+        public var id: ObjectID
+        public var name: String
+        public var policy: MaterializationPolicy
+        public var byteCount: Int
+        /// Files written for it, by path.
+        public var files: [String]
+        /// In memory now (false once freed).
+        public var inMemory: Bool
+        public var remainingConsumers: Int
+        public var reason: String
+    }
+
+    public let spill: SpillManager
+    public let runDirectory: String
+    public var store: SharedObjectStore { spill.store }
+    public var valuesDirectory: String { "\(runDirectory)/values" }
+    public var exchangeDirectory: String { "\(runDirectory)/exchange" }
+
+    private struct Value {
+        var record: ValueRecord
+        var plan: MaterializationPlan
+    }
+    private let lock = NSLock()
+    private var values: [ObjectID: Value] = [:]
+
+    /// - Throws: `.ioFailed` naming a directory that cannot be created.
+    public init(spill: SpillManager, runDirectory: String) throws(MaterializeError) {
+        self.spill = spill
+        self.runDirectory = runDirectory
+        for directory in [runDirectory, valuesDirectory, exchangeDirectory] {
+            try SpillFile.check(_FileSyscall.makeDirectory(directory), "mkdir", directory, "creating run directory")
+        }
+    }
+
+    /// Creates the object of a value about to be produced, making room under memory pressure
+    /// (spilling colder values) and waiting up to `timeout` seconds for room.
+    /// - Throws: `.noRoom` naming what pins the memory; `.store`.
+    public func create(_ id: ObjectID, byteCount: Int, typeTag: String = "bytes", timeout: Double = 10) throws(MaterializeError) -> ObjectBuilder {
+        try spill.create(id, byteCount: byteCount, typeTag: typeTag, waitingUpTo: timeout)
+    }
+
+    /// Applies the plan for a value its producer just sealed, and returns where it went and why.
+    /// A value with no remaining consumers is finished at once (see `consumerFinished`).
+    /// - Throws: `.policyConflict`; the errors of writing its file.
+    @discardableResult
+    public func register(_ handle: ObjectHandle, name: String, policy: MaterializationPolicy, facts: ValueFacts) throws(MaterializeError) -> ValueRecord {
+        let plan = try MaterializationPlan.make(policy: policy, facts: facts, valueName: "value '\(name)' (\(handle.id))")
+        if plan.pinnedInMemory {
+            do { try store.setPinned(handle.id, true) } catch { throw .store(error, while: "pinning value '\(name)'") }
+        }
+        var files: [String] = []
+        if let destination = plan.fileAfterSeal {
+            let path = self.path(for: name, handle.id, destination)
+            try SpillFile.write(handle, to: path)
+            files.append(path)
+        }
+        let record = ValueRecord(
+            id: handle.id, name: name, policy: policy, byteCount: handle.byteCount, files: files,
+            inMemory: true, remainingConsumers: facts.remainingConsumers, reason: plan.reason)
+        lock.withLock { values[handle.id] = Value(record: record, plan: plan) }
+        if facts.remainingConsumers <= 0 { return try finish(handle.id) }
+        return record
+    }
+
+    /// The file a consumer reads the value from, written now if the value has none yet.
+    /// - Throws: `.policyConflict` for a `never` value; `.fileNotFound` for an unknown value.
+    public func file(for id: ObjectID) throws(MaterializeError) -> String {
+        let value = try lookup(id)
+        if let existing = value.record.files.first { return existing }
+        guard value.record.policy != .never else {
+            throw MaterializeError(.policyConflict, "value '\(value.record.name)' (\(id)) has policy 'never' and cannot be given to a consumer as a file", object: id)
+        }
+        let handle = try spill.get(id)
+        let path = self.path(for: value.record.name, id, .exchange)
+        try SpillFile.write(handle, to: path)
+        lock.withLock { values[id]?.record.files.append(path) }
+        return path
+    }
+
+    /// One consumer is done with the value; after the last, the value is freed or kept as its
+    /// plan says. Returns the updated record.
+    @discardableResult
+    public func consumerFinished(_ id: ObjectID) throws(MaterializeError) -> ValueRecord {
+        let remaining = lock.withLock { () -> Int? in
+            guard var value = values[id] else { return nil }
+            value.record.remainingConsumers = max(0, value.record.remainingConsumers - 1)
+            values[id] = value
+            return value.record.remainingConsumers
+        }
+        guard let remaining else { throw unknown(id) }
+        return remaining == 0 ? try finish(id) : try lookup(id).record
+    }
+
+    /// The record of a value.
+    public func record(for id: ObjectID) throws(MaterializeError) -> ValueRecord { try lookup(id).record }
+
+    /// Every value registered so far.
+    public func records() -> [ValueRecord] { lock.withLock { values.values.map(\.record) } }
+
+    // MARK: Internals
+
+    private func finish(_ id: ObjectID) throws(MaterializeError) -> ValueRecord {
+        var value = try lookup(id)
+        if value.plan.freeAfterLastConsumer {
+            if value.plan.pinnedInMemory { try? store.setPinned(id, false) }
+            do { try spill.delete(id) } catch where error.storeError?.code == .objectNotFound {
+                // already gone from memory and never spilled
+            }
+            value.record.inMemory = false
+        }
+        if !value.plan.keepFilesAfterLastConsumer {
+            for path in value.record.files { _ = _FileSyscall.unlink(path) }
+            value.record.files = []
+        }
+        let record = value.record
+        lock.withLock { values[id] = value }
+        return record
+    }
+
+    private func lookup(_ id: ObjectID) throws(MaterializeError) -> Value {
+        guard let value = lock.withLock({ values[id] }) else { throw unknown(id) }
+        return value
+    }
+
+    private func unknown(_ id: ObjectID) -> MaterializeError {
+        MaterializeError(.fileNotFound, "no value \(id) is registered with the materializer of run directory '\(runDirectory)'", object: id)
+    }
+
+    private func path(for name: String, _ id: ObjectID, _ destination: MaterializationPlan.FileDestination) -> String {
+        let safe = String(name.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" }.prefix(100))
+        let directory = destination == .runDirectory ? valuesDirectory : exchangeDirectory
+        return "\(directory)/\(safe.isEmpty ? id.description : safe).dfspill"
+    }
+}
