@@ -10,6 +10,9 @@ SYSTEM_PACKAGES := liblz4-dev libxxhash-dev
 deps:
 	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
 	  echo "installing $(SYSTEM_PACKAGES)"; apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; fi
+	@# The Python spill-file reader (python/dataflow_spill.py) and its test need these from PyPI.
+	@python3 -c "import numpy, lz4.frame, xxhash" 2>/dev/null || \
+	  { echo "installing numpy lz4 xxhash (PyPI)"; python3 -m pip install -q --root-user-action=ignore numpy lz4 xxhash; }
 
 # The main job: a producer and a consumer process sharing a 64 MiB tensor through the store.
 demo: deps
@@ -22,7 +25,7 @@ test: deps
 
 test-tsan:
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan \
-	  --filter "ObjectLifecycleTests|CrossProcessTests|SharedObjectStoreTests|TypedValueTests"
+	  --filter "ObjectLifecycleTests|CrossProcessTests|SharedObjectStoreTests|TypedValueTests|SpillManagerTests|PolicyTableTests|SpillFileTests"
 
 # Benchmarks (release build, ordo-one/benchmark): see Benchmarks/README.md.
 bench: deps

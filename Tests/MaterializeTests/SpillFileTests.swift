@@ -102,8 +102,13 @@ import Testing
                 var newer = good
                 newer[8] = 2
                 try check(Self.resealingHeader(newer), .newerFormat, "format version 2")
-                // A payload that is well checksummed but does not decompress (LZ4 only).
+                // A payload that is well checksummed but does not decompress (LZ4 only), and a
+                // header claiming more raw bytes than LZ4 can produce (found by the fuzzer: it
+                // made the reader allocate 4 GiB before checking the payload).
                 if compression == .lz4 {
+                    var huge = good
+                    withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { huge.replaceSubrange(16..<24, with: $0) }
+                    try check(Self.resealingHeader(huge), .corruptedFile, "more than LZ4 can expand")
                     var garbage = good
                     for index in 256..<garbage.count { garbage[index] = UInt8(truncatingIfNeeded: index &* 31) }
                     try check(Self.resealingPayload(garbage), .corruptedFile, "does not decompress")

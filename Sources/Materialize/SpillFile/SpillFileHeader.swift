@@ -100,6 +100,11 @@ public struct SpillFileHeader: Sendable, Equatable {
             throw fail(.corruptedFile, "has impossible sizes (raw \(raw), stored \(stored))")
         }
         guard codec != .raw || raw == stored else { throw fail(.corruptedFile, "is raw but stores \(stored) bytes for \(raw)") }
+        // LZ4 expands a byte into at most 255 (plus a frame's fixed overhead): a larger claim is
+        // damage, and believing it would allocate unbounded memory before the payload is checked.
+        guard codec != .lz4Frame || raw <= stored &* 255 &+ 65_536 else {
+            throw fail(.corruptedFile, "claims \(raw) raw bytes from \(stored) stored bytes: more than LZ4 can expand")
+        }
         let expectedSize = byteCount + Int(stored)
         guard fileByteCount >= expectedSize else {
             throw fail(.truncatedFile, "is \(fileByteCount) bytes; its header promises \(expectedSize)")
