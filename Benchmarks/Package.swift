@@ -21,6 +21,19 @@ let package = Package(
             path: "Benchmarks/ObjectStoreBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "MaterializeBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "ObjectStore", package: "swift-dataflow"),
+                .product(name: "Materialize", package: "swift-dataflow"),
+                "BenchLZ4",
+            ],
+            path: "Benchmarks/MaterializeBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // liblz4 for the compression-speed baseline (the same system library the library uses).
+        .systemLibrary(name: "BenchLZ4", path: "Sources/BenchLZ4", pkgConfig: "liblz4"),
         // The "other process" of the cross-process benchmark: attaches, creates objects, waits.
         .executableTarget(
             name: "StoreBenchChild",
