@@ -4,18 +4,13 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ObjectStore
 import SystemPackage
 
 enum _FileSyscall {
-    @inline(never)
+    /// ObjectStore's retry loop: EINTR retried, errno read at once.
     static func retrying<T: FixedWidthInteger>(_ body: () -> T) -> Result<T, Errno> {
-        while true {
-            let result = body()
-            if result != -1 { return .success(result) }
-            let code = errno
-            if code == EINTR { continue }
-            return .failure(Errno(rawValue: code))
-        }
+        retryingOnInterrupt(body)
     }
 
     /// Creates `path` exclusively, write-only, mode 0600. The corresponding C call is `open`.

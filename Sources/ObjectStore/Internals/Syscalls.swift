@@ -13,17 +13,26 @@ import SystemPackage
 
 /// Namespace for the syscall wrappers. Internal: the rest of the module calls these, nothing else.
 enum _Syscall {
-    /// Runs `body` until it does not fail with `EINTR`; maps `-1` to the current `Errno`.
-    @inline(never)
     static func _retryingOnInterrupt<T: FixedWidthInteger>(_ body: () -> T) -> Result<T, Errno> {
-        while true {
-            let result = body()
-            if result != -1 { return .success(result) }
-            let code = errno
-            if code == EINTR { continue }
-            return .failure(Errno(rawValue: code))
-        }
+        retryingOnInterrupt(body)
     }
+}
+
+/// Runs `body` (a libc call) until it does not fail with `EINTR`, and maps `-1` to the `Errno`
+/// read right after the call. The one retry loop of the package: Materialize's file syscalls use
+/// it too (`package` access).
+@inline(never)
+package func retryingOnInterrupt<T: FixedWidthInteger>(_ body: () -> T) -> Result<T, Errno> {
+    while true {
+        let result = body()
+        if result != -1 { return .success(result) }
+        let code = errno
+        if code == EINTR { continue }
+        return .failure(Errno(rawValue: code))
+    }
+}
+
+extension _Syscall {
 
     // MARK: Shared-memory objects
 
