@@ -54,6 +54,18 @@ import Testing
         }
     }
 
+    /// Values of 16 MiB or more are checksummed on a second thread while they are written.
+    @Test func largeRawSpillChecksumsBesideTheWrites() throws {
+        try withStore(capacity: 64 << 20) { store in
+            try withTemporaryDirectory { directory in
+                let handle = try store.put(Tensor(randomFloats((17 << 20) / 4)), id: ObjectID(deriving: "large"))
+                let header = try SpillFile.write(handle, to: "\(directory)/large")
+                #expect(header.codec == .raw && header.rawByteCount >= 16 << 20)
+                #expect(try SpillFile.read(at: "\(directory)/large").value == handle.copyBytes())
+            }
+        }
+    }
+
     @Test func restoringOverAnExistingIdIsAStoreError() throws {
         try withStore { store in
             try withTemporaryDirectory { directory in
