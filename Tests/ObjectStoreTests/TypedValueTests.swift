@@ -143,6 +143,24 @@ extension TrainingConfig: StoreValue {}
         }
     }
 
+    @Test func scalarsRoundTripAsFixedWidthBytes() throws {
+        try withStore { store in
+            try store.put(-42, id: ObjectID(deriving: "i"))
+            try store.put(2.5, id: ObjectID(deriving: "d"))
+            try store.put(Float(1.25), id: ObjectID(deriving: "f"))
+            try store.put(true, id: ObjectID(deriving: "b"))
+            #expect(try store.get(ObjectID(deriving: "i"), as: Int.self) == -42)
+            #expect(try store.get(ObjectID(deriving: "i")).byteCount == 8)
+            #expect(try store.get(ObjectID(deriving: "d"), as: Double.self) == 2.5)
+            #expect(try store.get(ObjectID(deriving: "f"), as: Float.self) == 1.25)
+            #expect(try store.get(ObjectID(deriving: "b"), as: Bool.self))
+            expectStoreError(.typeMismatch) { try store.get(ObjectID(deriving: "i"), as: Double.self) }
+            var bad = try store.create(ObjectID(deriving: "bad"), byteCount: 3, typeTag: Int.typeTag)
+            try bad.seal()
+            expectStoreError(.malformedValue) { try store.get(ObjectID(deriving: "bad"), as: Int.self) }
+        }
+    }
+
     @Test func invalidUTF8AndBadJSONAreTypedErrors() throws {
         try withStore { store in
             let text = ObjectID.random()
