@@ -19,6 +19,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Shared-memory segments, allocator, object table, handles, typed encoding.
@@ -38,7 +39,11 @@ let package = Package(
             swiftSettings: internalChecks
         ),
         // Workflow graph, planner, scheduler, executors (built on ObjectStore and Materialize).
-        .target(name: "Dataflow", dependencies: ["ObjectStore", "Materialize"], swiftSettings: internalChecks),
+        .target(
+            name: "Dataflow",
+            dependencies: ["ObjectStore", "Materialize", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: internalChecks
+        ),
 
         // The README's main job until the `dataflow` command exists: a small store example.
         .executableTarget(name: "StoreExample", dependencies: ["ObjectStore"], path: "Examples/StoreExample"),
@@ -48,6 +53,11 @@ let package = Package(
             name: "ObjectStoreTestChild",
             dependencies: ["ObjectStore"],
             path: "Tests/ObjectStoreTestChild"
+        ),
+        .testTarget(
+            name: "DataflowTests",
+            dependencies: ["Dataflow", "Materialize", "ObjectStore"],
+            swiftSettings: internalChecks
         ),
         .testTarget(
             name: "MaterializeTests",

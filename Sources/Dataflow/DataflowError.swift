@@ -1,0 +1,67 @@
+import Materialize
+import ObjectStore
+
+/// The one error type of the Dataflow module. Every error names the task (and run) at fault.
+///
+/// - Note: A value type; thread-safe.
+public struct DataflowError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure. A struct over a private enum, so that codes can be added.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Wrapped: String, Hashable, Sendable {
+            case duplicateTaskName, foreignInput, cycle, resourcesExceedExecutor, invalidOption
+            case taskFailed, runCancelled, unknownTask, notARequestedResult, runDirectory, store
+        }
+        private let wrapped: Wrapped
+        private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
+        public var description: String { wrapped.rawValue }
+
+        /// Two tasks of one workflow have the same name.
+        public static let duplicateTaskName = Code(.duplicateTaskName)
+        /// A task takes an input from another workflow.
+        public static let foreignInput = Code(.foreignInput)
+        /// The tasks' dependencies form a cycle (`message` lists it).
+        public static let cycle = Code(.cycle)
+        /// A task declares more of a resource than the executor has.
+        public static let resourcesExceedExecutor = Code(.resourcesExceedExecutor)
+        /// A run or task option is out of range.
+        public static let invalidOption = Code(.invalidOption)
+        /// One or more tasks failed for good (`failures` lists every one).
+        public static let taskFailed = Code(.taskFailed)
+        /// The run was cancelled.
+        public static let runCancelled = Code(.runCancelled)
+        /// A name or reference that is no task of this workflow or run.
+        public static let unknownTask = Code(.unknownTask)
+        /// A result was asked of a task that did not succeed or was not kept.
+        public static let notARequestedResult = Code(.notARequestedResult)
+        /// The run directory could not be written.
+        public static let runDirectory = Code(.runDirectory)
+        /// The object store or materialization failed (`underlying` has its error).
+        public static let store = Code(.store)
+    }
+
+    /// One task that failed for good, and why.
+    public struct TaskFailure: Sendable, CustomStringConvertible {
+        public var task: String
+        public var attempts: Int
+        public var outcome: AttemptOutcome
+        public var message: String
+        public var description: String { "task '\(task)' \(outcome) after \(attempts) attempt(s): \(message)" }
+    }
+
+    public var code: Code
+    public var message: String
+    /// The task at fault, when there is one.
+    public var task: String?
+    /// For `.taskFailed`: every task that failed for good.
+    public var failures: [TaskFailure] = []
+    /// The error underneath (a store or materialization error), if any.
+    public var underlying: (any Error & Sendable)?
+
+    init(_ code: Code, _ message: String, task: String? = nil) {
+        self.code = code
+        self.message = message
+        self.task = task
+    }
+
+    public var description: String { "DataflowError.\(code): \(message)" }
+}

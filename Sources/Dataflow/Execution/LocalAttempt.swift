@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+import Materialize
+import ObjectStore
+
+/// What one attempt reports back to the scheduler.
+struct _AttemptReport: @unchecked Sendable {  // the handle is passed from the attempt to the scheduler once
+    let index: Int
+    let attempt: Int
+    let outcome: AttemptOutcome
+    let output: ObjectHandle?
+    let message: String?
+    let start: Date
+    let end: Date
+    let bytesIn: Int
+    let logPath: String
+}
+
+/// Everything one attempt on the local executor needs; runs in a child task.
+struct _AttemptContext: Sendable {
+    let index: Int
+    let node: _TaskNode
+    let attempt: Int
+    let inputs: [ObjectID]
+    let runID: String
+    let store: SharedObjectStore
+    let spill: SpillManager
+    let logPath: String
+
+    /// Runs the task's function: inputs from the store (restored if spilled), output into the
+    /// store (in place if the task made it there), outcome classified by cause.
+    func run() async -> _AttemptReport {
+        let start = Date()
+        func report(_ outcome: AttemptOutcome, _ output: ObjectHandle? = nil, _ message: String? = nil, bytesIn: Int = 0) -> _AttemptReport {
+            _AttemptReport(index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: start, end: Date(), bytesIn: bytesIn, logPath: logPath)
+        }
+        var handles: [ObjectHandle] = []
+        do {
+            handles = try inputs.map { id throws(MaterializeError) in try spill.get(id) }
+        } catch {
+            return report(.error, nil, "reading an input: \(error.message)")
+        }
+        let bytesIn = handles.reduce(0) { $0 + $1.byteCount }
+        let sink = _LogSink(path: logPath)
+        let logger = Logger(label: "dataflow.task.\(node.name)") { _ in _AttemptLogHandler(sink: sink) }
+        let outputID = ObjectID(deriving: "\(runID)/\(node.name)/\(attempt)")
+        let context = TaskContext(taskName: node.name, attempt: attempt, runID: runID, store: store, logger: logger, outputID: outputID)
+        do {
+            let inputHandles = handles
+            handles = []
+            let output = try await _withTimeout(node.options.timeoutSeconds) {
+                try await TaskContext.$current.withValue(context) { try await node.run(inputHandles, context) }
+            }
+            let handle = try output.existingHandle(in: store) ?? put(output.value, id: outputID)
+            return report(.succeeded, handle, nil, bytesIn: bytesIn)
+        } catch let preempted as TaskPreempted {
+            logger.warning("preempted: \(preempted.reason)")
+            return report(.preempted, nil, preempted.reason, bytesIn: bytesIn)
+        } catch is _TimedOut {
+            let message = "timed out after \(node.options.timeoutSeconds ?? 0) s"
+            logger.error("\(message)")
+            return report(.failed, nil, message, bytesIn: bytesIn)
+        } catch is CancellationError where Task.isCancelled {
+            return report(.cancelled, nil, "run cancelled", bytesIn: bytesIn)
+        } catch let error as ObjectStoreError {
+            logger.error("\(error)")
+            return report(.error, nil, error.message, bytesIn: bytesIn)
+        } catch let error as MaterializeError {
+            logger.error("\(error)")
+            return report(.error, nil, error.message, bytesIn: bytesIn)
+        } catch {
+            logger.error("task threw: \(error)")
+            return report(.failed, nil, "\(error)", bytesIn: bytesIn)
+        }
+    }
+
+    /// Encodes a value into a new object, making room under memory pressure.
+    private func put(_ value: any StoreValue, id: ObjectID) throws -> ObjectHandle {
+        let encoding = try value.makeEncoding()
+        var builder = try spill.create(id, byteCount: encoding.byteCount, typeTag: type(of: value).typeTag, waitingUpTo: 60)
+        try builder.withMutableBytes { span in try encoding.write(&span) }
+        return try builder.seal()
+    }
+}
+
+/// Thrown when an attempt runs past its timeout.
+struct _TimedOut: Error {}
+
+/// Runs `body`, cancelling it and throwing `_TimedOut` after `seconds` (none: no limit).
+/// Cancellation is cooperative: a body that never checks for it runs on (the process executor
+/// kills such tasks).
+func _withTimeout<T: Sendable>(_ seconds: Double?, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    guard let seconds else { return try await body() }
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw _TimedOut() }
+        return value
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Materialize
+import ObjectStore
+
+/// How a run goes.
+///
+/// - Note: A value type; thread-safe.
+public struct RunOptions: Sendable {
+    /// What to do when a task fails for good.
+    public enum FailureMode: String, Sendable {
+        /// Start no new task; let running ones finish; report every failure. The default.
+        case stopScheduling
+        /// Go on with every task that does not depend on a failed one; report every failure.
+        case keepGoing
+    }
+
+    /// The run directory is `<workdir>/runs/<run id>/`; spill files go under `<workdir>/spill/`.
+    public var workdir: String
+    /// The run's id (default: workflow name, UTC time and a random suffix).
+    public var runID: String?
+    /// Tasks running at once (default: the machine's cores).
+    public var concurrency: Int
+    /// The executor's resources; tasks' declared resources are checked against and packed into them.
+    public var capacity: Resources
+    public var onFailure: FailureMode
+    /// The store to use. Default: an embedded store made for the run and removed afterwards.
+    public var store: SharedObjectStore?
+    /// Capacity of the embedded store.
+    public var storeCapacityBytes: Int
+    /// Names of the tasks whose outputs the caller wants. Default: every leaf.
+    public var results: [String]?
+    /// Spilling watermarks of the store.
+    public var watermarks: SpillManager.Watermarks
+
+    public init(
+        workdir: String = FileManager.default.currentDirectoryPath, runID: String? = nil,
+        concurrency: Int = ProcessInfo.processInfo.activeProcessorCount, capacity: Resources? = nil,
+        onFailure: FailureMode = .stopScheduling, store: SharedObjectStore? = nil, storeCapacityBytes: Int = 1 << 30,
+        results: [String]? = nil, watermarks: SpillManager.Watermarks = .init()
+    ) {
+        self.workdir = workdir
+        self.runID = runID
+        self.concurrency = concurrency
+        self.capacity = capacity ?? Resources(
+            cpu: Double(ProcessInfo.processInfo.activeProcessorCount),
+            memoryBytes: Int(clamping: ProcessInfo.processInfo.physicalMemory), gpu: 0)
+        self.onFailure = onFailure
+        self.store = store
+        self.storeCapacityBytes = storeCapacityBytes
+        self.results = results
+        self.watermarks = watermarks
+    }
+
+    /// "<workflow>-<yyyyMMdd-HHmmss>-<4 hex>", valid as a store name and a directory name.
+    static func makeRunID(workflow: String) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        let safe = String(workflow.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "-" }.prefix(60))
+        return "\(safe.isEmpty ? "run" : safe)-\(formatter.string(from: Date()))-\(ObjectID.random().description.prefix(4))"
+    }
+}
+
+/// How one attempt of a task ended.
+public enum AttemptOutcome: String, Sendable, Codable, CustomStringConvertible {
+    /// The task returned a value.
+    case succeeded
+    /// The task threw (or timed out): retried up to `RetryPolicy.failures` times.
+    case failed
+    /// The executor stopped it (or the task threw `TaskPreempted`): retried up to `RetryPolicy.preemptions` times.
+    case preempted
+    /// The infrastructure failed (store, materialization): retried as a failure.
+    case error
+    /// The run was cancelled while it ran.
+    case cancelled
+    /// Never started: a task it depends on failed.
+    case skipped
+    public var description: String { rawValue }
+}
+
+/// Throw this from a task to report that it was preempted (e.g. a spot instance going away):
+/// it is retried under the preemption limit, not the failure limit.
+public struct TaskPreempted: Error, Sendable {
+    public var reason: String
+    public init(_ reason: String = "preempted") { self.reason = reason }
+}

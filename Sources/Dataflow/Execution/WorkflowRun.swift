@@ -1,0 +1,72 @@
+import Foundation
+import Materialize
+import ObjectStore
+
+/// A finished run: its id and directory, and typed access to the results the caller asked for
+/// (every leaf by default). Results stay in the run's store while this object lives.
+///
+/// - Note: Thread-safe (immutable; reads go through the thread-safe store).
+public final class WorkflowRun: @unchecked Sendable {  // immutable after init
+    public let runID: String
+    /// `<workdir>/runs/<run id>/`: the run log, attempt logs, materialized values.
+    public let directory: String
+    public let store: SharedObjectStore
+    let spill: SpillManager
+    let ownsStore: Bool
+    let resultIDs: [String: ObjectID]
+    /// Where every value went and why.
+    public let records: [Materializer.ValueRecord]
+    /// Tasks that failed for good (empty for a run that returned normally).
+    public let failures: [DataflowError.TaskFailure]
+
+    init(runID: String, directory: String, store: SharedObjectStore, spill: SpillManager, ownsStore: Bool,
+         resultIDs: [String: ObjectID], records: [Materializer.ValueRecord], failures: [DataflowError.TaskFailure]) {
+        self.runID = runID
+        self.directory = directory
+        self.store = store
+        self.spill = spill
+        self.ownsStore = ownsStore
+        self.resultIDs = resultIDs
+        self.records = records
+        self.failures = failures
+    }
+
+    deinit {
+        // The embedded store goes with the run: its objects and its spill directory.
+        if ownsStore { try? FileManager.default.removeItem(atPath: spill.directory) }
+    }
+
+    /// The run log's path.
+    public var logPath: String { "\(directory)/run.jsonl" }
+
+    /// Names of the tasks whose results are available.
+    public var resultNames: [String] { resultIDs.keys.sorted() }
+
+    /// The typed result of `task` (a view for tensors: no copy).
+    /// - Throws: `.notARequestedResult` if it was not asked for or did not succeed; `.store`.
+    public func result<Output: StoreValue>(_ task: TaskRef<Output>) throws(DataflowError) -> Output {
+        try result(named: task.name, as: Output.self)
+    }
+
+    /// The result of the task named `name`, as a `V`.
+    public func result<V: StoreValue>(named name: String, as type: V.Type = V.self) throws(DataflowError) -> V {
+        let handle = try handle(named: name)
+        do { return try handle.decode(as: type) } catch {
+            var failure = DataflowError(.store, "result of task '\(name)': \(error.message)", task: name)
+            failure.underlying = error
+            throw failure
+        }
+    }
+
+    /// A handle on the result of the task named `name`.
+    public func handle(named name: String) throws(DataflowError) -> ObjectHandle {
+        guard let id = resultIDs[name] else {
+            throw DataflowError(.notARequestedResult, "task '\(name)' is not a result of run '\(runID)' (results: \(resultNames.joined(separator: ", ")))", task: name)
+        }
+        do { return try spill.get(id) } catch {
+            var failure = DataflowError(.store, "result of task '\(name)': \(error.message)", task: name)
+            failure.underlying = error
+            throw failure
+        }
+    }
+}

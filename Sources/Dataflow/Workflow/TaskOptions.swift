@@ -1,0 +1,99 @@
+import Materialize
+
+/// Resources a task declares; the scheduler never runs tasks whose sum exceeds the executor's.
+///
+/// - Note: A value type; thread-safe.
+public struct Resources: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// CPU cores (fractions allowed).
+    public var cpu: Double
+    /// Bytes of memory.
+    public var memoryBytes: Int
+    /// GPUs (fractions allowed).
+    public var gpu: Double
+    /// Named amounts, e.g. ["license": 1].
+    public var custom: [String: Double]
+
+    public init(cpu: Double = 1, memoryBytes: Int = 0, gpu: Double = 0, custom: [String: Double] = [:]) {
+        self.cpu = cpu
+        self.memoryBytes = memoryBytes
+        self.gpu = gpu
+        self.custom = custom
+    }
+
+    /// Whether `self` fits within `capacity` (every amount no larger).
+    func fits(within capacity: Resources) -> Bool {
+        firstExcess(over: capacity) == nil
+    }
+
+    /// The first amount larger than `capacity`'s, as "name: wanted > available".
+    func firstExcess(over capacity: Resources) -> String? {
+        if cpu > capacity.cpu + 1e-9 { return "cpu \(cpu) > \(capacity.cpu)" }
+        if memoryBytes > capacity.memoryBytes { return "memory \(memoryBytes) bytes > \(capacity.memoryBytes)" }
+        if gpu > capacity.gpu + 1e-9 { return "gpu \(gpu) > \(capacity.gpu)" }
+        for (name, amount) in custom.sorted(by: { $0.key < $1.key }) where amount > (capacity.custom[name] ?? 0) + 1e-9 {
+            return "\(name) \(amount) > \(capacity.custom[name] ?? 0)"
+        }
+        return nil
+    }
+
+    static func + (lhs: Resources, rhs: Resources) -> Resources {
+        Resources(cpu: lhs.cpu + rhs.cpu, memoryBytes: lhs.memoryBytes + rhs.memoryBytes, gpu: lhs.gpu + rhs.gpu,
+                  custom: lhs.custom.merging(rhs.custom, uniquingKeysWith: +))
+    }
+
+    static func - (lhs: Resources, rhs: Resources) -> Resources {
+        Resources(cpu: lhs.cpu - rhs.cpu, memoryBytes: lhs.memoryBytes - rhs.memoryBytes, gpu: lhs.gpu - rhs.gpu,
+                  custom: lhs.custom.merging(rhs.custom.mapValues { -$0 }, uniquingKeysWith: +))
+    }
+
+    public var description: String {
+        var parts = ["cpu \(cpu)"]
+        if memoryBytes > 0 { parts.append("memory \(memoryBytes) B") }
+        if gpu > 0 { parts.append("gpu \(gpu)") }
+        for (name, amount) in custom.sorted(by: { $0.key < $1.key }) { parts.append("\(name) \(amount)") }
+        return parts.joined(separator: ", ")
+    }
+}
+
+/// How often a task is tried again, counted by cause: a failure (the task threw) and a
+/// preemption (the executor stopped it) are counted apart. Waits `backoffSeconds × 2^(n-1)`
+/// before the n-th retry, at most `maximumBackoffSeconds`.
+public struct RetryPolicy: Sendable, Hashable, Codable {
+    public var failures: Int
+    public var preemptions: Int
+    public var backoffSeconds: Double
+    public var maximumBackoffSeconds: Double
+
+    public init(failures: Int = 0, preemptions: Int = 3, backoffSeconds: Double = 0.1, maximumBackoffSeconds: Double = 30) {
+        self.failures = failures
+        self.preemptions = preemptions
+        self.backoffSeconds = backoffSeconds
+        self.maximumBackoffSeconds = maximumBackoffSeconds
+    }
+
+    /// Seconds to wait before retry number `retry` (1-based).
+    func backoff(beforeRetry retry: Int) -> Double {
+        min(maximumBackoffSeconds, backoffSeconds * pow2(retry - 1))
+    }
+
+    private func pow2(_ exponent: Int) -> Double { exponent >= 62 ? .infinity : Double(1 << max(0, exponent)) }
+}
+
+/// Per-task settings.
+///
+/// - Note: A value type; thread-safe.
+public struct TaskOptions: Sendable {
+    public var resources: Resources
+    /// Overrides the workflow's policy for this task's output.
+    public var policy: MaterializationPolicy?
+    public var retries: RetryPolicy
+    /// Seconds an attempt may run; then it is cancelled and counted as failed (timed out).
+    public var timeoutSeconds: Double?
+
+    public init(resources: Resources = Resources(), policy: MaterializationPolicy? = nil, retries: RetryPolicy = RetryPolicy(), timeoutSeconds: Double? = nil) {
+        self.resources = resources
+        self.policy = policy
+        self.retries = retries
+        self.timeoutSeconds = timeoutSeconds
+    }
+}

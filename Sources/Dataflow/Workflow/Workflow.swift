@@ -1,0 +1,202 @@
+import Logging
+import Materialize
+import ObjectStore
+
+/// A graph of tasks: plain Swift functions whose typed inputs are other tasks' outputs.
+///
+///     let workflow = Workflow("train")
+///     let data = workflow.task("load") { try loadFeatures() }                 // -> Tensor<Float>
+///     let mean = workflow.task("mean", data) { x in x.reduce(0, +) / Float(x.count) }
+///     let scaled = workflow.task("scale", data, mean) { x, m in try scale(x, by: m) }
+///     let run = try await workflow.run()
+///     let result: Tensor<Float> = try run.result(scaled)
+///
+/// Inputs are passed as values read from the shared object store: a `Tensor` input is a view of
+/// the producer's bytes (no copy). A task's output goes into the store; a tensor the task made
+/// with `TaskContext.current!.makeTensor(...)` is written there in place.
+///
+/// Building a workflow is not thread-safe (build it on one thread, as `main` does); running it
+/// is. Each task has a unique name. A workflow is also the registry of its functions: a worker
+/// process that builds the same workflow can run one named task of it.
+public final class Workflow: @unchecked Sendable {  // mutated only while building, on one thread
+    /// The workflow's name (used in run ids and logs).
+    public let name: String
+    /// The materialization policy of outputs whose task sets none.
+    public var defaultPolicy: MaterializationPolicy
+    /// Identifies this workflow instance, so that a reference from another one is caught.
+    let id = ObjectID.random()
+    private(set) var nodes: [_TaskNode] = []
+
+    public init(_ name: String, policy: MaterializationPolicy = .auto) {
+        self.name = name
+        self.defaultPolicy = policy
+    }
+
+    /// Number of tasks.
+    public var taskCount: Int { nodes.count }
+
+    /// Task names, in the order they were added.
+    public var taskNames: [String] { nodes.map(\.name) }
+
+    // MARK: Adding tasks
+
+    /// Adds a task that runs `body` on the outputs of `inputs` (any number, any types).
+    /// - Returns: a reference to the task's output, to pass to later tasks or ask for as a result.
+    @discardableResult
+    public func task<each Input: StoreValue, Output: StoreValue>(
+        _ name: String, _ inputs: repeat TaskRef<each Input>, options: TaskOptions = TaskOptions(),
+        _ body: @escaping @Sendable (repeat each Input) async throws -> Output
+    ) -> TaskRef<Output> {
+        var indices: [Int] = []
+        var foreign: [String] = []
+        for input in repeat each inputs {
+            indices.append(input.index)
+            if input.workflowID != id { foreign.append(input.name) }
+        }
+        let run: _TaskNode.Run = { handles, _ in
+            var position = 0
+            func next<T: StoreValue>(_ type: T.Type) throws -> T {
+                defer { position += 1 }
+                return try handles[position].decode(as: T.self)
+            }
+            let values = (repeat try next((each Input).self))
+            return _TaskOutput(try await body(repeat each values))
+        }
+        return add(_TaskNode(name: name, inputs: indices, foreignInputs: foreign, options: options, outputTypeTag: Output.typeTag, run: run))
+    }
+
+    /// Fan-out: one task per element of `items`, named `name[0]`, `name[1]`, ...
+    @discardableResult
+    public func map<Item: Sendable, Output: StoreValue>(
+        _ name: String, over items: [Item], options: TaskOptions = TaskOptions(),
+        _ body: @escaping @Sendable (Item) async throws -> Output
+    ) -> [TaskRef<Output>] {
+        items.enumerated().map { index, item in
+            task("\(name)[\(index)]", options: options) { try await body(item) }
+        }
+    }
+
+    /// Fan-out over the outputs of `inputs`: one task per input, named `name[0]`, `name[1]`, ...
+    @discardableResult
+    public func map<Input: StoreValue, Output: StoreValue>(
+        _ name: String, over inputs: [TaskRef<Input>], options: TaskOptions = TaskOptions(),
+        _ body: @escaping @Sendable (Input) async throws -> Output
+    ) -> [TaskRef<Output>] {
+        inputs.enumerated().map { index, input in
+            task("\(name)[\(index)]", input, options: options, body)
+        }
+    }
+
+    /// Fan-in: one task that receives the outputs of all `inputs`, in order, as an array.
+    @discardableResult
+    public func gather<Input: StoreValue, Output: StoreValue>(
+        _ name: String, _ inputs: [TaskRef<Input>], options: TaskOptions = TaskOptions(),
+        _ body: @escaping @Sendable ([Input]) async throws -> Output
+    ) -> TaskRef<Output> {
+        let run: _TaskNode.Run = { handles, _ in
+            _TaskOutput(try await body(try handles.map { try $0.decode(as: Input.self) }))
+        }
+        return add(_TaskNode(
+            name: name, inputs: inputs.map(\.index), foreignInputs: inputs.filter { $0.workflowID != id }.map(\.name),
+            options: options, outputTypeTag: Output.typeTag, run: run))
+    }
+
+    /// Makes `task` wait for `other` to succeed, without passing a value (an ordering edge).
+    public func addDependency<A, B>(_ task: TaskRef<A>, after other: TaskRef<B>) {
+        precondition(task.workflowID == id, "task '\(task.name)' belongs to another workflow")
+        nodes[task.index].after.append(other.index)
+        if other.workflowID != id { nodes[task.index].foreignInputs.append(other.name) }
+    }
+
+    private func add<Output>(_ node: _TaskNode) -> TaskRef<Output> {
+        nodes.append(node)
+        return TaskRef(name: node.name, workflowID: id, index: nodes.count - 1)
+    }
+
+    /// The index of the task named `name`, if any.
+    func index(of name: String) -> Int? {
+        nodes.firstIndex { $0.name == name }
+    }
+}
+
+/// A typed reference to a task's output. Cheap to copy; valid only with the workflow that made it.
+public struct TaskRef<Output: StoreValue>: Sendable, Hashable, CustomStringConvertible {
+    /// The task's name.
+    public let name: String
+    let workflowID: ObjectID
+    let index: Int
+    public var description: String { "TaskRef<\(Output.self)>(\(name))" }
+}
+
+/// A task with its types erased: what the scheduler runs.
+struct _TaskNode: Sendable {
+    typealias Run = @Sendable (_ inputs: [ObjectHandle], _ context: TaskContext) async throws -> _TaskOutput
+
+    let name: String
+    /// Data inputs, by task index, in parameter order.
+    let inputs: [Int]
+    /// Inputs or ordering edges that point into another workflow (a validation error).
+    var foreignInputs: [String]
+    let options: TaskOptions
+    let outputTypeTag: String
+    let run: Run
+    /// Ordering-only dependencies, by task index.
+    var after: [Int] = []
+
+    init(name: String, inputs: [Int], foreignInputs: [String], options: TaskOptions, outputTypeTag: String, run: @escaping Run) {
+        self.name = name
+        self.inputs = inputs
+        self.foreignInputs = foreignInputs
+        self.options = options
+        self.outputTypeTag = outputTypeTag
+        self.run = run
+    }
+
+    /// Every task this one waits for (data and ordering), without duplicates.
+    var dependencies: [Int] {
+        after.isEmpty ? inputs : Array(Set(inputs + after))
+    }
+}
+
+/// A task's return value, before it goes into the store.
+struct _TaskOutput: @unchecked Sendable {  // the value is handed from the task to the scheduler once
+    let value: any StoreValue
+    init(_ value: any StoreValue) { self.value = value }
+
+    /// The store object already holding the value (a tensor made in the store), if any.
+    func existingHandle(in store: SharedObjectStore) -> ObjectHandle? {
+        guard let backed = value as? _StoreBacked, let handle = backed.storeHandle, handle.store === store else { return nil }
+        return handle
+    }
+}
+
+/// Values that may already live in a store (so that passing them on needs no copy).
+protocol _StoreBacked {
+    var storeHandle: ObjectHandle? { get }
+}
+
+extension Tensor: _StoreBacked {
+    var storeHandle: ObjectHandle? { handle }
+}
+
+/// What a running task can reach: its name and attempt, the run's store (to write its output in
+/// place), and a logger whose lines go to the attempt's log file.
+///
+/// - Note: A value type; thread-safe. `TaskContext.current` is set while a task's body runs.
+public struct TaskContext: Sendable {
+    public let taskName: String
+    public let attempt: Int
+    public let runID: String
+    public let store: SharedObjectStore
+    public let logger: Logger
+    /// The id the task's output gets in the store.
+    public let outputID: ObjectID
+
+    @TaskLocal public static var current: TaskContext?
+
+    /// Makes the task's output tensor in place in the store (no staging copy); return it from
+    /// the task body and it is passed on without a copy.
+    public func makeTensor<Scalar: TensorScalar>(shape: [Int], of type: Scalar.Type = Scalar.self, fill: (inout MutableSpan<Scalar>) throws -> Void) throws -> Tensor<Scalar> {
+        try store.makeTensor(outputID, shape: shape, of: type, fill: fill)
+    }
+}
