@@ -34,6 +34,8 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
     private struct Value {
         var record: ValueRecord
         var plan: MaterializationPlan
+        /// The after-last-consumer step ran (it runs once, whatever is reported afterwards).
+        var finished = false
     }
     private let lock = NSLock()
     private var values: [ObjectID: Value] = [:]
@@ -96,14 +98,15 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
     /// plan says. Returns the updated record.
     @discardableResult
     public func consumerFinished(_ id: ObjectID) throws(MaterializeError) -> ValueRecord {
-        let remaining = lock.withLock { () -> Int? in
+        let step = lock.withLock { () -> (remaining: Int, finished: Bool)? in
             guard var value = values[id] else { return nil }
             value.record.remainingConsumers = max(0, value.record.remainingConsumers - 1)
             values[id] = value
-            return value.record.remainingConsumers
+            return (value.record.remainingConsumers, value.finished)
         }
-        guard let remaining else { throw unknown(id) }
-        return remaining == 0 ? try finish(id) : try lookup(id).record
+        guard let step else { throw unknown(id) }
+        // Finish once: a late or repeated report must not delete a new object that reuses the id.
+        return step.remaining == 0 && !step.finished ? try finish(id) : try lookup(id).record
     }
 
     /// The record of a value.
@@ -116,6 +119,7 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
 
     private func finish(_ id: ObjectID) throws(MaterializeError) -> ValueRecord {
         var value = try lookup(id)
+        value.finished = true
         if value.plan.freeAfterLastConsumer {
             if value.plan.pinnedInMemory { try? store.setPinned(id, false) }
             do { try spill.delete(id) } catch where error.storeError?.code == .objectNotFound {
@@ -144,6 +148,8 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
     private func path(for name: String, _ id: ObjectID, _ destination: MaterializationPlan.FileDestination) -> String {
         let safe = String(name.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" }.prefix(100))
         let directory = destination == .runDirectory ? valuesDirectory : exchangeDirectory
-        return "\(directory)/\(safe.isEmpty ? id.description : safe).dfspill"
+        // A name changed by sanitising could meet another ("out/a", "out_a"): add its id.
+        let file = safe == name && !safe.isEmpty ? safe : "\(safe)-\(id.description.prefix(16))"
+        return "\(directory)/\(file).dfspill"
     }
 }

@@ -131,6 +131,13 @@ public struct ObjectStoreError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+extension ObjectStoreError {
+    /// `.objectNotFound` for an object deleted while another component was restoring it.
+    public static func deletedWhileRestoring(_ id: ObjectID, store: String) -> ObjectStoreError {
+        ObjectStoreError(.objectNotFound, "object \(id) in store '\(store)' was deleted while it was being restored", store: store, object: id)
+    }
+}
+
 /// Why an allocation did not fit: what was asked for, what is free, and who holds the memory.
 public struct CapacityReport: Sendable, CustomStringConvertible {
     /// One large object and its state.

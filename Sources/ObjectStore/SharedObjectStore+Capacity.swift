@@ -30,7 +30,7 @@ extension SharedObjectStore {
     /// - Complexity: O(table slots + k log k) for k idle objects, plus their neighbours.
     public func evictionCandidates(toFit byteCount: Int) throws(ObjectStoreError) -> [EvictionCandidate] {
         try withLock { view, local in
-            let needed = _Layout.blockByteCount(forPayload: max(byteCount, 1))
+            let needed = _Layout.blockByteCount(forPayload: min(max(byteCount, 1), view.heapCapacity))
             if view.largestFreeBlockEstimate() >= needed { return [] }
             var chosen: [EvictionCandidate] = []
             var chosenBlocks: Set<Int> = []

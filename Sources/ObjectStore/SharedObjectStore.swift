@@ -145,7 +145,7 @@ public final class SharedObjectStore: Sendable {
     /// Registers this process in the segment's process table and in the per-process registry.
     private static func register(_ segment: _MappedSegment, in stores: inout [String: _WeakStore]) throws(ObjectStoreError) -> SharedObjectStore {
         let pid = _Syscall.processID()
-        guard let startTime = _Syscall.processStartTime(pid) else {
+        guard case .running(let startTime) = _Syscall.processStatus(pid) else {
             throw ObjectStoreError(.systemCallFailed, "cannot read /proc/\(pid)/stat to register this process with store '\(segment.name)'", store: segment.name)
         }
         let slot = try Self.locked(segment) { view throws(ObjectStoreError) -> Int in
@@ -178,6 +178,9 @@ public final class SharedObjectStore: Sendable {
             break
         case .success(.acquiredFromDeadOwner):
             _ = view.rebuildAfterOwnerDeath()
+            // The dead owner's references and unsealed objects go too (no live process is
+            // mistaken for dead: see `isProcessAlive`).
+            _ = view.sweepDeadProcesses(ownSlot: -1)
             _Syscall.markConsistent(view.mutexAddress)
         case .failure(let errno):
             throw .syscall("pthread_mutex_lock", errno, while: "locking store '\(segment.name)'", store: segment.name, code: .storeCorrupted)

@@ -226,6 +226,26 @@ import Testing
         }
     }
 
+    /// Review findings: sanitised names must not collide, and a repeated last-consumer report
+    /// must not delete a new object that reuses the id.
+    @Test func fileNamesDoNotCollideAndValuesFinishOnce() throws {
+        try withMaterializer { m in
+            let slash = try m.register(try produce(m, "out/a"), name: "out/a", policy: .always, facts: .init())
+            let underscore = try m.register(try produce(m, "out_a"), name: "out_a", policy: .always, facts: .init())
+            #expect(slash.files != underscore.files)
+            #expect(files(in: m.valuesDirectory).count == 2)
+            let id = ObjectID(deriving: "once")
+            do {
+                let handle = try m.store.put(Tensor(quantisedFloats(100)), id: id)
+                try m.register(handle, name: "once", policy: .auto, facts: .init(remainingConsumers: 1))
+            }
+            try m.consumerFinished(id)
+            try m.store.put("a new object with the same id", id: id)
+            try m.consumerFinished(id)
+            #expect(m.store.contains(id))
+        }
+    }
+
     // MARK: The plan itself
 
     @Test func everyPolicyHasAPlanForEveryCombinationOfFacts() throws {

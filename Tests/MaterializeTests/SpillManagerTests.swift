@@ -116,6 +116,50 @@ import Testing
         }
     }
 
+    /// Review finding: a spill file left by an earlier object with the same id must not be
+    /// taken for the current object's (it was, and `get` returned the old bytes).
+    @Test func aStaleSpillFileOfAReusedIdIsNotReused() throws {
+        try withStore { store in
+            try withTemporaryDirectory { root in
+                let spill = try SpillManager(store: store, rootDirectory: root)
+                let id = ObjectID(deriving: "task/output")
+                try store.put("version 1", id: id)
+                try spill.spill(id)
+                #expect(try spill.get(id, as: String.self) == "version 1")  // restored; the file stays
+                try store.delete(id)  // deleted behind the manager's back
+                try store.put("version 2", id: id)
+                let outcome = try spill.spill(id)
+                #expect(outcome.wroteFile)
+                #expect(try spill.get(id, as: String.self) == "version 2")
+                // Restored and spilled again unchanged: the file is current, no new write.
+                #expect(try spill.spill(id) == SpillManager.SpillOutcome(wroteFile: false, evicted: true))
+            }
+        }
+    }
+
+    /// Review finding: dropping a manager whose background thread just started deadlocked, and a
+    /// running thread kept the manager alive forever.
+    @Test func aManagerWithABackgroundThreadGoesAwayWhenDropped() throws {
+        try withStore { store in
+            try withTemporaryDirectory { root in
+                for _ in 0..<50 {
+                    let spill = try SpillManager(store: store, rootDirectory: root)
+                    spill.startBackgroundSpilling(pollInterval: 0.001)
+                }
+                weak var weakManager: SpillManager?
+                do {
+                    let spill = try SpillManager(store: store, rootDirectory: root)
+                    spill.startBackgroundSpilling(pollInterval: 0.001)
+                    Thread.sleep(forTimeInterval: 0.02)
+                    weakManager = spill
+                }
+                let deadline = Date().addingTimeInterval(2)
+                while weakManager != nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+                #expect(weakManager == nil)
+            }
+        }
+    }
+
     @Test func badWatermarksAreRejected() throws {
         try withStore { store in
             try withTemporaryDirectory { root in

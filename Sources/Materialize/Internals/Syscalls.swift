@@ -23,6 +23,11 @@ enum _FileSyscall {
         retrying { open(path, O_RDONLY | O_CLOEXEC) }
     }
 
+    /// Opens an existing file for writing in place. The corresponding C call is `open`.
+    static func openForWriting(_ path: String) -> Result<Int32, Errno> {
+        retrying { open(path, O_WRONLY | O_CLOEXEC) }
+    }
+
     /// Opens a directory, for `fsync`. The corresponding C call is `open(O_DIRECTORY)`.
     static func openDirectory(_ path: String) -> Result<Int32, Errno> {
         retrying { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }

@@ -62,17 +62,27 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
     public let directory: String
     public let watermarks: Watermarks
 
-    private let condition = NSCondition()
-    private var inFlight: Set<ObjectID> = []
-    private var background: Thread?
-    private var stopping = false
-    private var wakeRequested = false
-    private var completedRounds = 0
-    private var counters = Counters()
+    /// Everything the background thread shares with the manager; guarded by its condition.
+    /// A separate object, so that the thread never keeps the manager alive between rounds.
+    final class _State: @unchecked Sendable {  // every field is read and written under `condition`
+        let condition = NSCondition()
+        /// Objects being spilled or restored now, by one thread each.
+        var inFlight: Set<ObjectID> = []
+        /// Objects deleted while being spilled or restored: their file or restored object goes
+        /// when the spill or restore ends.
+        var deletedWhileBusy: Set<ObjectID> = []
+        var backgroundRunning = false
+        var stopping = false
+        var wakeRequested = false
+        var completedRounds = 0
+        var counters = Counters()
+    }
 
     struct Counters {
         var spilledObjects = 0, spilledBytes = 0, restoredObjects = 0, restoredBytes = 0
     }
+
+    let state = _State()
 
     /// How long `get` waits for another thread or process that is restoring the same object.
     public static let restoreWaitSeconds = 30.0
@@ -94,7 +104,12 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
     }
 
     deinit {
-        stopBackgroundSpilling()
+        // Signal only: this may run on the background thread itself (its round held the last
+        // reference), which then sees `stopping` and ends.
+        state.condition.withLock {
+            state.stopping = true
+            state.condition.broadcast()
+        }
     }
 
     // MARK: Paths
@@ -105,28 +120,56 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
     /// Whether object `id` has a spill file.
     public func hasSpillFile(_ id: ObjectID) -> Bool { FileManager.default.fileExists(atPath: path(for: id)) }
 
+    /// Whether the spill file of `id` holds this incarnation (`generation`) of the object, rather
+    /// than an earlier object that had the same id.
+    func hasCurrentSpillFile(_ id: ObjectID, generation: UInt64) -> Bool {
+        guard let header = try? SpillFile.readHeader(at: path(for: id)) else { return false }
+        return header.objectID == id && header.objectGeneration == generation
+    }
+
+    /// Marks `id` as being spilled or restored by this thread; false if another thread is.
+    private func claim(_ id: ObjectID) -> Bool {
+        state.condition.withLock { state.inFlight.insert(id).inserted }
+    }
+
+    /// Ends a claim; returns whether the object was deleted meanwhile.
+    private func unclaim(_ id: ObjectID) -> Bool {
+        state.condition.withLock {
+            state.inFlight.remove(id)
+            return state.deletedWhileBusy.remove(id) != nil
+        }
+    }
+
     // MARK: Spill, restore, delete
 
-    /// Writes object `id`'s spill file (unless it has one) and frees it from memory if nobody
-    /// holds it. The store's lock is not held during the I/O.
+    /// Writes object `id`'s spill file (unless it has one for this very object) and frees it
+    /// from memory if nobody holds it. The store's lock is not held during the I/O. If another
+    /// thread is spilling or restoring the same object, returns at once, having done nothing.
     /// - Throws: `.store` (no such sealed object), `.ioFailed`, `.compressionFailed`.
     @discardableResult
     public func spill(_ id: ObjectID) throws(MaterializeError) -> SpillOutcome {
+        guard claim(id) else { return SpillOutcome(wroteFile: false, evicted: false) }
         var wrote = false
+        var byteCount = 0
         do {
+            defer {
+                if unclaim(id) { _ = _FileSyscall.unlink(path(for: id)) }  // deleted while we wrote
+            }
             let handle: ObjectHandle
             do { handle = try store.get(id) } catch { throw MaterializeError.store(error, while: "spilling object \(id)") }
-            if !hasSpillFile(id) {
+            byteCount = handle.byteCount
+            if !hasCurrentSpillFile(id, generation: handle.generation) {
                 try SpillFile.write(handle, to: path(for: id))
                 wrote = true
             }
         }  // the handle is released here, so the object can be evicted
+        guard hasSpillFile(id) else { return SpillOutcome(wroteFile: false, evicted: false) }
         let evicted: Bool
         do { evicted = try !store.evict([id]).isEmpty } catch { throw .store(error, while: "evicting spilled object \(id)") }
         if evicted {
-            condition.withLock {
-                counters.spilledObjects += 1
-                counters.spilledBytes += (try? SpillFile.readHeader(at: path(for: id)).rawByteCount) ?? 0
+            state.condition.withLock {
+                state.counters.spilledObjects += 1
+                state.counters.spilledBytes += byteCount
             }
         }
         return SpillOutcome(wroteFile: wrote, evicted: evicted)
@@ -136,8 +179,9 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
     /// spilling colder objects if needed). If another thread or process is restoring the same
     /// object, waits for it.
     /// - Throws: `.store` wrapping `.objectNotFound` when the object is neither in memory nor
-    ///   spilled; the spill-file errors of `SpillFile.restore` (e.g. `.corruptedFile`);
-    ///   `.noRoom` if it cannot be made to fit.
+    ///   spilled (or was deleted while being restored); the spill-file errors of
+    ///   `SpillFile.restore` (e.g. `.corruptedFile`); `.store` wrapping `.outOfMemory` if it
+    ///   cannot be made to fit before the wait ends.
     public func get(_ id: ObjectID) throws(MaterializeError) -> ObjectHandle {
         let deadline = Date().addingTimeInterval(Self.restoreWaitSeconds)
         while true {
@@ -151,11 +195,24 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
             } catch {
                 throw .store(error, while: "getting object \(id)")
             }
-            do {
+            guard claim(id) else {
+                Thread.sleep(forTimeInterval: 0.001)  // another thread of this process is restoring it
+                continue
+            }
+            do throws(MaterializeError) {
                 let handle = try restore(id, deadline: deadline)
+                if unclaim(id) {  // deleted while we restored it: it stays deleted
+                    try? store.delete(id)
+                    throw MaterializeError.store(
+                        ObjectStoreError.deletedWhileRestoring(id, store: store.name), while: "getting object \(id)")
+                }
                 return handle
-            } catch where error.storeError?.code == .objectExists {
-                continue  // someone else restored it meanwhile
+            } catch where error.storeError?.code == .objectExists || error.code == .fileNotFound {
+                _ = unclaim(id)
+                continue  // another process restored it meanwhile (and may have removed the file)
+            } catch {
+                _ = unclaim(id)
+                throw error
             }
         }
     }
@@ -169,6 +226,9 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
     /// Deletes object `id` from memory and removes its spill file.
     /// - Throws: `.store` wrapping `.objectNotFound` when it is in neither place.
     public func delete(_ id: ObjectID) throws(MaterializeError) {
+        state.condition.withLock {
+            if state.inFlight.contains(id) { state.deletedWhileBusy.insert(id) }
+        }
         var storeError: ObjectStoreError?
         do { try store.delete(id) } catch where error.code == .objectNotFound { storeError = error } catch {
             throw .store(error, while: "deleting object \(id)")
@@ -176,7 +236,8 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
         switch _FileSyscall.unlink(path(for: id)) {
         case .success: return
         case .failure(.noSuchFileOrDirectory):
-            if let storeError { throw .store(storeError, while: "deleting object \(id)") }
+            let busy = state.condition.withLock { state.inFlight.contains(id) }
+            if let storeError, !busy { throw .store(storeError, while: "deleting object \(id)") }
         case .failure(let errno): throw .io("unlink", errno, path: path(for: id), while: "removing spill file")
         }
     }
@@ -184,7 +245,8 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
     // MARK: Memory pressure
 
     /// Spills cold objects until allocated bytes are below the low watermark, if they are above
-    /// the high one (or, with `force`, whatever the usage). Runs on the calling thread.
+    /// the high one (with `force`: even if they are not above the high one; nothing is spilled
+    /// below the low watermark either way). Runs on the calling thread.
     @discardableResult
     public func relieveMemoryPressure(force: Bool = false) -> PressureReport {
         guard let statistics = try? store.statistics() else { return PressureReport() }
@@ -205,9 +267,6 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
     private func spillCandidates(_ candidates: [EvictionCandidate], until target: Int) -> PressureReport {
         var report = PressureReport()
         for candidate in candidates where report.freedBytes < target {
-            let claimed = condition.withLock { inFlight.insert(candidate.id).inserted }
-            guard claimed else { continue }
-            defer { _ = condition.withLock { inFlight.remove(candidate.id) } }
             guard let outcome = try? spill(candidate.id) else {
                 report.skipped += 1
                 continue
@@ -242,7 +301,7 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
                     throw failure
                 }
                 if isBackgroundSpillingRunning {
-                    waitForBackgroundRound(requesting: true, timeout: min(0.05, max(0, deadline.timeIntervalSinceNow)))
+                    waitForBackgroundRound(timeout: min(0.05, max(0, deadline.timeIntervalSinceNow)))
                 } else if makeRoom(forByteCount: byteCount).spilledObjects == 0 {
                     Thread.sleep(forTimeInterval: 0.005)  // nothing spillable now: wait for consumers to free memory
                 }
@@ -255,61 +314,67 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
     // MARK: Background spilling
 
     /// Starts a thread that relieves memory pressure whenever usage passes the high watermark
-    /// (checked every `pollInterval` seconds, and at once when a producer runs short).
+    /// (checked every `pollInterval` seconds, and at once when a producer runs short). The
+    /// thread holds the manager only during a round, and ends when the manager goes away.
     public func startBackgroundSpilling(pollInterval: Double = 0.01) {
-        condition.withLock {
-            guard background == nil else { return }
-            stopping = false
-            let thread = Thread { [weak self] in self?.backgroundLoop(pollInterval: pollInterval) }
+        let state = self.state
+        state.condition.withLock {
+            guard !state.backgroundRunning else { return }
+            state.backgroundRunning = true
+            state.stopping = false
+            let manager = _WeakSpillManager(self)
+            let thread = Thread { Self.backgroundLoop(state: state, manager: manager, pollInterval: pollInterval) }
             thread.name = "dataflow-spill-\(store.name)"
-            background = thread
             thread.start()
         }
     }
 
-    /// Stops the background thread after its current round.
+    /// Stops the background thread after its current round, and waits for it.
     public func stopBackgroundSpilling() {
-        condition.withLock {
-            guard background != nil else { return }
-            stopping = true
-            condition.broadcast()
-            while background != nil { condition.wait() }
+        state.condition.withLock {
+            guard state.backgroundRunning else { return }
+            state.stopping = true
+            state.condition.broadcast()
+            while state.backgroundRunning { state.condition.wait() }
         }
     }
 
-    public var isBackgroundSpillingRunning: Bool { condition.withLock { background != nil } }
+    public var isBackgroundSpillingRunning: Bool { state.condition.withLock { state.backgroundRunning } }
 
-    private func backgroundLoop(pollInterval: Double) {
+    private static func backgroundLoop(state: _State, manager: _WeakSpillManager, pollInterval: Double) {
+        defer {
+            state.condition.withLock {
+                state.backgroundRunning = false
+                state.condition.broadcast()
+            }
+        }
         while true {
-            let stop = condition.withLock { () -> Bool in
-                if !stopping && !wakeRequested { _ = condition.wait(until: Date().addingTimeInterval(pollInterval)) }
-                wakeRequested = false
-                return stopping
+            let stop = state.condition.withLock { () -> Bool in
+                if !state.stopping && !state.wakeRequested { _ = state.condition.wait(until: Date().addingTimeInterval(pollInterval)) }
+                state.wakeRequested = false
+                return state.stopping
             }
-            if stop { break }
-            relieveMemoryPressure()
-            condition.withLock {
-                completedRounds += 1
-                condition.broadcast()  // producers waiting for room try again
+            if stop { return }
+            do {
+                guard let strong = manager.value else { return }  // the manager is gone
+                strong.relieveMemoryPressure()
+            }  // the strong reference ends with the round
+            state.condition.withLock {
+                state.completedRounds += 1
+                state.condition.broadcast()  // producers waiting for room try again
             }
-        }
-        condition.withLock {
-            background = nil
-            condition.broadcast()
         }
     }
 
-    /// Wakes the background thread (optionally) and waits until it finished a round or `timeout`.
-    private func waitForBackgroundRound(requesting: Bool, timeout: Double) {
-        condition.withLock {
-            let start = completedRounds
-            if requesting {
-                wakeRequested = true
-                condition.broadcast()
-            }
+    /// Wakes the background thread and waits until it finished a round, or `timeout`.
+    private func waitForBackgroundRound(timeout: Double) {
+        state.condition.withLock {
+            let start = state.completedRounds
+            state.wakeRequested = true
+            state.condition.broadcast()
             let deadline = Date().addingTimeInterval(timeout)
-            while completedRounds == start && background != nil && Date() < deadline {
-                _ = condition.wait(until: deadline)
+            while state.completedRounds == start && state.backgroundRunning && Date() < deadline {
+                _ = state.condition.wait(until: deadline)
             }
         }
     }
@@ -317,10 +382,10 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
     // MARK: Statistics
 
     /// Objects spilled and restored by this manager, and their bytes.
-    public var spilledObjectCount: Int { condition.withLock { counters.spilledObjects } }
-    public var spilledByteCount: Int { condition.withLock { counters.spilledBytes } }
-    public var restoredObjectCount: Int { condition.withLock { counters.restoredObjects } }
-    public var restoredByteCount: Int { condition.withLock { counters.restoredBytes } }
+    public var spilledObjectCount: Int { state.condition.withLock { state.counters.spilledObjects } }
+    public var spilledByteCount: Int { state.condition.withLock { state.counters.spilledBytes } }
+    public var restoredObjectCount: Int { state.condition.withLock { state.counters.restoredObjects } }
+    public var restoredByteCount: Int { state.condition.withLock { state.counters.restoredBytes } }
 
     /// Bytes of spill files in the directory now (stored, i.e. compressed, sizes).
     public func spillFileBytes() -> Int {
@@ -336,9 +401,11 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
         while true {
             do {
                 let handle = try SpillFile.restore(from: path(for: id), into: store)
-                condition.withLock {
-                    counters.restoredObjects += 1
-                    counters.restoredBytes += handle.byteCount
+                // The file now holds this incarnation: spilling it again needs no new write.
+                try? SpillFile.restampGeneration(at: path(for: id), to: handle.generation)
+                state.condition.withLock {
+                    state.counters.restoredObjects += 1
+                    state.counters.restoredBytes += handle.byteCount
                 }
                 return handle
             } catch where error.storeError?.code == .outOfMemory && Date() < deadline {
@@ -367,4 +434,10 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
             }
         }
     }
+}
+
+/// A weak reference to a manager, for its background thread.
+final class _WeakSpillManager: @unchecked Sendable {  // `value` is written once, in init
+    weak var value: SpillManager?
+    init(_ value: SpillManager) { self.value = value }
 }

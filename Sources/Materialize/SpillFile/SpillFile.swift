@@ -60,7 +60,7 @@ public enum SpillFile {
             return SpillFileHeader(
                 codec: codec, rawByteCount: bytes.count, storedByteCount: payload.stored,
                 payloadChecksum: payload.payloadChecksum, rawChecksum: payload.rawChecksum,
-                objectID: handle.id, typeTag: handle.typeTag)
+                objectID: handle.id, typeTag: handle.typeTag, objectGeneration: handle.generation)
         }
         let encoded = header.encoded()
         try check(encoded.withUnsafeBytes { _FileSyscall.writeAll(fd, $0, at: 0) }, "pwrite", temporaryPath, "writing spill-file header")
@@ -148,6 +148,21 @@ public enum SpillFile {
             preconditionFailure("unexpected error \(error)")
         }
         return (position - SpillFileHeader.byteCount, payloadChecksum.value, rawChecksum.value)
+    }
+
+    /// Rewrites the header of the spill file at `path` to record `generation` (after its value
+    /// was restored into a store as a new object). Only the header changes; it stays checksummed.
+    static func restampGeneration(at path: String, to generation: UInt64) throws(MaterializeError) {
+        var header = try readHeader(at: path)
+        header.objectGeneration = generation
+        let encoded = header.encoded()
+        let fd: Int32
+        switch _FileSyscall.openForWriting(path) {
+        case .success(let value): fd = value
+        case .failure(let errno): throw .io("open", errno, path: path, while: "updating spill-file header")
+        }
+        defer { _FileSyscall.close(fd) }
+        try check(encoded.withUnsafeBytes { _FileSyscall.writeAll(fd, $0, at: 0) }, "pwrite", path, "updating spill-file header")
     }
 
     // MARK: Reading

@@ -16,7 +16,10 @@ import ObjectStore
 ///      40     8    XXH3-64 (seed 0) of the raw bytes (equal to the above for raw)
 ///      48    16    object id: high 64 bits, then low 64 bits
 ///      64     1    type-tag length n (1...64)
-///      65     n    type tag, UTF-8 (e.g. "tensor<float32>"); zero-padded to offset 248
+///      65     n    type tag, UTF-8 (e.g. "tensor<float32>"); zero-padded to offset 232
+///     232     8    the object's generation in its store (0: unknown); tells a file written for
+///                  an earlier object of the same id from one for the current object
+///     240     8    zero
 ///     248     8    XXH3-64 (seed 0) of header bytes 0..<248
 ///     256          payload
 ///
@@ -36,6 +39,8 @@ public struct SpillFileHeader: Sendable, Equatable {
     public var rawChecksum: UInt64
     public var objectID: ObjectID
     public var typeTag: String
+    /// The object's generation in the store it was spilled from (0 if unknown).
+    public var objectGeneration: UInt64 = 0
 
     static let magic: [UInt8] = Array("DFSPILL1".utf8)
     /// The format this library writes, and the newest it reads.
@@ -63,6 +68,7 @@ public struct SpillFileHeader: Sendable, Equatable {
         let tag = Array(typeTag.utf8.prefix(Self.maximumTypeTagByteCount))
         bytes[64] = UInt8(tag.count)
         bytes.replaceSubrange(65..<65 + tag.count, with: tag)
+        put(objectGeneration, at: 232)
         let checksum = bytes.withUnsafeBytes { _Checksum.of(UnsafeRawBufferPointer(rebasing: $0[0..<Self.headerChecksumOffset])) }
         put(checksum, at: Self.headerChecksumOffset)
         return bytes
@@ -119,6 +125,7 @@ public struct SpillFileHeader: Sendable, Equatable {
         return SpillFileHeader(
             codec: codec, rawByteCount: Int(raw), storedByteCount: Int(stored),
             payloadChecksum: get(32, as: UInt64.self), rawChecksum: get(40, as: UInt64.self),
-            objectID: ObjectID(high: get(48, as: UInt64.self), low: get(56, as: UInt64.self)), typeTag: tag)
+            objectID: ObjectID(high: get(48, as: UInt64.self), low: get(56, as: UInt64.self)), typeTag: tag,
+            objectGeneration: get(232, as: UInt64.self))
     }
 }

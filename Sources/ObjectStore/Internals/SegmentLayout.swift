@@ -149,8 +149,9 @@ struct _Entry {
     init(_ raw: UnsafeMutableRawPointer) { fields = _Fields(raw: raw) }
 
     var id: ObjectID { ObjectID(high: fields.u64(0), low: fields.u64(8)) }
-    var payloadOffset: Int { Int(fields.u64(16)) }
-    var byteCount: Int { Int(fields.u64(24)) }
+    // Truncating: recovery reads entries that may be garbage, and validates them itself.
+    var payloadOffset: Int { Int(truncatingIfNeeded: fields.u64(16)) }
+    var byteCount: Int { Int(truncatingIfNeeded: fields.u64(24)) }
     var generation: UInt64 { fields.u64(32) }
     var holders: UInt64 {
         get { fields.u64(40) }
@@ -192,8 +193,12 @@ struct _Entry {
         fields.setU8(59, 0)
     }
 
-    /// Copies every field from `other`, the state last.
+    /// Copies every field from `other`, the state last. The destination is marked empty first,
+    /// so that a crash in the middle leaves it empty (and `other` intact), never a torn mix of
+    /// two entries that recovery would trust.
     func copy(from other: _Entry) {
+        fields.setU32(60, _EntryState.empty.rawValue)
+        atomicMemoryFence(ordering: .releasing)
         fields.raw.copyMemory(from: other.fields.raw, byteCount: 60)
         state = other.state
     }

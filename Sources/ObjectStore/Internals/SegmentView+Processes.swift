@@ -14,12 +14,18 @@ extension _SegmentView {
         return nil
     }
 
-    /// Whether the process in slot `index` is still running (not exited, not a zombie, and not a
-    /// new process that reuses its pid).
+    /// Whether the process in slot `index` may still be running. False only when it is known
+    /// to be gone: no such process, a zombie, or a new process that reuses its pid. When `/proc`
+    /// cannot be read it is assumed alive: releasing a live process's references would let its
+    /// objects be freed under it.
     func isProcessAlive(slot index: Int) -> Bool {
         let slot = processSlot(index)
         guard slot.isAttached else { return false }
-        return _Syscall.processStartTime(slot.pid) == slot.startTime
+        switch _Syscall.processStatus(slot.pid) {
+        case .running(let startTime): return startTime == slot.startTime
+        case .dead: return false
+        case .unknown: return true
+        }
     }
 
     /// Pids of the attached processes, by slot.

@@ -51,7 +51,8 @@ extension _SegmentView {
 
     /// Removes the entry at `index`, moving later entries of the same probe run back so that
     /// every entry stays reachable from its home slot. A crash part-way leaves at worst one
-    /// entry duplicated (copied, not yet cleared), which recovery removes.
+    /// entry duplicated (copied, not yet cleared), which recovery removes; a copy cut off in the
+    /// middle leaves its destination empty (see `_Entry.copy`).
     func removeEntry(at index: Int) {
         var hole = index
         var cursor = index

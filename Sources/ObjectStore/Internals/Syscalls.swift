@@ -110,27 +110,48 @@ extension _Syscall {
     /// The effective user id of this process. The corresponding C call is `geteuid`.
     static func effectiveUserID() -> UInt32 { UInt32(geteuid()) }
 
-    /// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`),
-    /// or `nil` when the process does not exist or is a zombie (state `Z` or `X`): a process that
-    /// has died but not yet been reaped counts as dead. The pair (pid, start time) names a process
-    /// uniquely even when pids are reused.
-    static func processStartTime(_ pid: Int32) -> UInt64? {
+    /// What `/proc/PID/stat` says about a process.
+    enum ProcessStatus: Equatable {
+        /// Running (or stopped), started at this many clock ticks after boot.
+        case running(startTime: UInt64)
+        /// No such process, or a zombie (exited, not yet reaped).
+        case dead
+        /// `/proc` could not be read (out of descriptors, no /proc, ...): nothing is known, and
+        /// callers must assume the process is alive.
+        case unknown
+    }
+
+    /// The status of process `pid` from field 3 (state) and field 22 (start time) of
+    /// `/proc/PID/stat`. The pair (pid, start time) names a process uniquely even when pids are
+    /// reused. Only `ENOENT`/`ESRCH` or a zombie state mean dead; any other failure is `.unknown`.
+    static func processStatus(_ pid: Int32) -> ProcessStatus {
         let fd = _retryingOnInterrupt { open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC) }
-        guard case .success(let descriptor) = fd else { return nil }
+        let descriptor: Int32
+        switch fd {
+        case .success(let value): descriptor = value
+        case .failure(.noSuchFileOrDirectory), .failure(.noSuchProcess): return .dead
+        case .failure: return .unknown
+        }
         defer { _ = Glibc.close(descriptor) }
         var buffer = [UInt8](repeating: 0, count: 1024)
         let count = buffer.withUnsafeMutableBytes { raw in
             _retryingOnInterrupt { read(descriptor, raw.baseAddress, raw.count) }
         }
-        guard case .success(let byteCount) = count, byteCount > 0 else { return nil }
-        // "pid (comm) S ppid ..." — comm may contain spaces and ')', so parse after the last ')'.
-        let text = buffer[0..<byteCount]
-        guard let close = text.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let fields = text[(close + 1)...].split(separator: UInt8(ascii: " "))
-        // fields[0] is the state (field 3); the start time is field 22, i.e. fields[19].
-        guard fields.count > 19, let state = fields[0].first else { return nil }
-        if state == UInt8(ascii: "Z") || state == UInt8(ascii: "X") { return nil }
-        return UInt64(String(decoding: fields[19], as: UTF8.self))
+        switch count {
+        case .success(let byteCount) where byteCount > 0:
+            // "pid (comm) S ppid ..." — comm may contain spaces and ')', so parse after the last ')'.
+            let text = buffer[0..<byteCount]
+            guard let close = text.lastIndex(of: UInt8(ascii: ")")) else { return .unknown }
+            let fields = text[(close + 1)...].split(separator: UInt8(ascii: " "))
+            // fields[0] is the state (field 3); the start time is field 22, i.e. fields[19].
+            guard fields.count > 19, let state = fields[0].first else { return .unknown }
+            if state == UInt8(ascii: "Z") || state == UInt8(ascii: "X") { return .dead }
+            guard let start = UInt64(String(decoding: fields[19], as: UTF8.self)) else { return .unknown }
+            return .running(startTime: start)
+        case .success: return .dead  // the process went away while we read
+        case .failure(.noSuchProcess): return .dead
+        case .failure: return .unknown
+        }
     }
 
     // MARK: Robust, process-shared mutex
