@@ -32,6 +32,16 @@ let package = Package(
             path: "Benchmarks/MaterializeBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "DataflowBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Dataflow", package: "swift-dataflow"),
+                .product(name: "ObjectStore", package: "swift-dataflow"),
+            ],
+            path: "Benchmarks/DataflowBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         // liblz4 for the compression-speed baseline (the same system library the library uses).
         .systemLibrary(name: "BenchLZ4", path: "Sources/BenchLZ4", pkgConfig: "liblz4"),
         // The "other process" of the cross-process benchmark: attaches, creates objects, waits.

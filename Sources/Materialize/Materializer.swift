@@ -58,6 +58,10 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
 
     /// Applies the plan for a value its producer just sealed, and returns where it went and why.
     /// A value with no remaining consumers is finished at once (see `consumerFinished`).
+    ///
+    /// A task may return its input unchanged (a tensor view passed through): then the object is
+    /// already a registered value, and the two merge. Their consumers are counted together, and
+    /// the object is kept if either plan keeps it.
     /// - Throws: `.policyConflict`; the errors of writing its file.
     @discardableResult
     public func register(_ handle: ObjectHandle, name: String, policy: MaterializationPolicy, facts: ValueFacts) throws(MaterializeError) -> ValueRecord {
@@ -71,6 +75,18 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
             try SpillFile.write(handle, to: path)
             files.append(path)
         }
+        let merged = lock.withLock { () -> ValueRecord? in
+            guard var existing = values[handle.id], !existing.finished else { return nil }
+            existing.record.remainingConsumers += facts.remainingConsumers
+            existing.record.files += files
+            existing.record.reason += "; also the output of '\(name)' (passed through unchanged)"
+            existing.plan.freeAfterLastConsumer = existing.plan.freeAfterLastConsumer && plan.freeAfterLastConsumer
+            existing.plan.keepFilesAfterLastConsumer = existing.plan.keepFilesAfterLastConsumer || plan.keepFilesAfterLastConsumer
+            existing.plan.pinnedInMemory = existing.plan.pinnedInMemory || plan.pinnedInMemory
+            values[handle.id] = existing
+            return existing.record
+        }
+        if let merged { return merged }
         let record = ValueRecord(
             id: handle.id, name: name, policy: policy, byteCount: handle.byteCount, files: files,
             inMemory: true, remainingConsumers: facts.remainingConsumers, reason: plan.reason)

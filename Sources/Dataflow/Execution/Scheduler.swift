@@ -188,6 +188,7 @@ final class _Scheduler {
         finished.skipped = state.filter { $0 == .skipped || $0 == .waiting || $0 == .ready }.count
         finished.message = cancelled ? "cancelled" : (failures.isEmpty ? "succeeded" : "failed")
         log.append(finished)
+        log.flush()
         return nil
     }
 
@@ -308,6 +309,7 @@ final class _Scheduler {
         }
         state[index] = .failed
         failures.append(DataflowError.TaskFailure(task: nodes[index].name, attempts: attempts[index], outcome: outcome, message: message))
+        log.flush()
         releaseInputs(of: index)
         switch options.onFailure {
         case .stopScheduling: stopping = true
@@ -354,8 +356,11 @@ final class _Scheduler {
     /// Frees every value that is no requested result and is still around (its consumers were
     /// skipped or the run stopped early).
     private func cleanUp() {
+        // A task that passed its input through shares the object with it: never free a result.
+        let resultObjects = Set(requested.compactMap { outputs[$0] })
         for index in nodes.indices where !requested.contains(index) {
-            guard let id = outputs[index], let record = try? materializer.record(for: id), record.inMemory else { continue }
+            guard let id = outputs[index], !resultObjects.contains(id),
+                let record = try? materializer.record(for: id), record.inMemory else { continue }
             try? spill.delete(id)
         }
     }

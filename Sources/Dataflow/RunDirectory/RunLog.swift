@@ -19,6 +19,9 @@ public final class RunLog: @unchecked Sendable {  // `file` is only touched unde
     private let lock = NSLock()
     private let file: FileHandle
     private let encoder: JSONEncoder
+    /// Lines not yet written: one write per 64 KiB rather than one syscall per event.
+    private var buffer = Data()
+    private static let flushThreshold = 64 * 1024
 
     init(directory: String) throws(DataflowError) {
         self.directory = directory
@@ -40,13 +43,31 @@ public final class RunLog: @unchecked Sendable {  // `file` is only touched unde
         encoder.dateEncodingStrategy = .iso8601
     }
 
-    deinit { try? file.close() }
+    deinit {
+        flush()
+        try? file.close()
+    }
 
-    /// Appends one event as a line of JSON.
+    /// Appends one event as a line of JSON (buffered; see `flush`).
     func append(_ event: RunLogEvent) {
-        guard var line = try? encoder.encode(event) else { return }
-        line.append(UInt8(ascii: "\n"))
-        lock.withLock { file.write(line) }
+        lock.withLock {
+            guard let line = try? encoder.encode(event) else { return }
+            buffer.append(line)
+            buffer.append(UInt8(ascii: "\n"))
+            if buffer.count >= Self.flushThreshold { writeBuffer() }
+        }
+    }
+
+    /// Writes buffered lines to the file. The scheduler flushes at the end of a run and after
+    /// every event that ends or fails a task's last attempt, so a crash loses little.
+    func flush() {
+        lock.withLock { writeBuffer() }
+    }
+
+    private func writeBuffer() {
+        guard !buffer.isEmpty else { return }
+        file.write(buffer)
+        buffer.removeAll(keepingCapacity: true)
     }
 
     /// The path of an attempt's log file.
