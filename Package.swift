@@ -54,9 +54,15 @@ let package = Package(
             dependencies: ["ObjectStore"],
             path: "Tests/ObjectStoreTestChild"
         ),
+        // A program with a workflow, started as a worker by the worker-mode tests.
+        .executableTarget(
+            name: "DataflowTestWorker",
+            dependencies: ["Dataflow", "ObjectStore"],
+            path: "Tests/DataflowTestWorker"
+        ),
         .testTarget(
             name: "DataflowTests",
-            dependencies: ["Dataflow", "Materialize", "ObjectStore"],
+            dependencies: ["Dataflow", "Materialize", "ObjectStore", "DataflowTestWorker"],
             swiftSettings: internalChecks
         ),
         .testTarget(

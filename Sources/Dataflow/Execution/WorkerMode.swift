@@ -1,0 +1,170 @@
+import Foundation
+import Logging
+import Materialize
+import ObjectStore
+
+/// What a worker process is asked to do: run one task of a workflow, once.
+///
+/// The program that builds the workflow is started again with `--dataflow-worker <spec.json>`;
+/// it builds the same workflow (which is the registry of its functions) and calls
+/// `Workflow.runWorkerIfRequested()`, which runs only the named task. Inputs come from the store
+/// (by descriptor) when the worker can attach to it, otherwise from spill files in the run
+/// directory; the output goes back the same way. The outcome is written to `resultPath`.
+///
+/// - Note: A value type; thread-safe. Plain `Codable` data, so it crosses processes and nodes.
+public struct WorkerSpec: Codable, Sendable, Equatable {
+    /// Where one input comes from.
+    public enum Input: Codable, Sendable, Equatable {
+        /// An object of the run's store (the worker attaches to `storeName`).
+        case object(ObjectDescriptor)
+        /// A spill file (self-describing) on a filesystem the worker shares.
+        case file(String)
+    }
+
+    public var runID: String
+    public var taskName: String
+    public var attempt: Int
+    /// The run's store, when the worker can attach to it; nil on a node without it.
+    public var storeName: String?
+    /// The task's inputs, in parameter order.
+    public var inputs: [Input]
+    /// The run directory (attempt logs, output files of workers without the store).
+    public var runDirectory: String
+    /// Where the worker writes its `WorkerResult` as JSON.
+    public var resultPath: String
+
+    public init(runID: String, taskName: String, attempt: Int, storeName: String?, inputs: [Input], runDirectory: String, resultPath: String) {
+        self.runID = runID
+        self.taskName = taskName
+        self.attempt = attempt
+        self.storeName = storeName
+        self.inputs = inputs
+        self.runDirectory = runDirectory
+        self.resultPath = resultPath
+    }
+
+    /// The command-line flag that starts a worker.
+    public static let flag = "--dataflow-worker"
+}
+
+/// How a worker's attempt ended, written by the worker for its parent.
+public struct WorkerResult: Codable, Sendable, Equatable {
+    /// Where the output went.
+    public enum Output: Codable, Sendable, Equatable {
+        case object(ObjectDescriptor)
+        case file(String)
+    }
+    public var outcome: AttemptOutcome
+    public var output: Output?
+    public var message: String?
+    public var bytesIn: Int
+}
+
+extension Workflow {
+    /// If this process was started as a worker (`--dataflow-worker <spec.json>` among
+    /// `arguments`), runs that one task, writes its result, and exits the process (status 0 when
+    /// the task succeeded, 1 otherwise, 2 for a bad spec). Otherwise returns at once.
+    /// Call it in `main` right after building the workflow.
+    public func runWorkerIfRequested(arguments: [String] = CommandLine.arguments) async {
+        guard let flag = arguments.firstIndex(of: WorkerSpec.flag) else { return }
+        guard flag + 1 < arguments.count,
+            let data = FileManager.default.contents(atPath: arguments[flag + 1]),
+            let spec = try? JSONDecoder().decode(WorkerSpec.self, from: data)
+        else {
+            FileHandle.standardError.write(Data("dataflow worker: cannot read a worker spec from \(arguments.dropFirst(flag + 1).first ?? "(missing)")\n".utf8))
+            exit(2)
+        }
+        let result = await runWorker(spec)
+        exit(result.outcome == .succeeded ? 0 : 1)
+    }
+
+    /// Runs the one task `spec` names in this process and writes its `WorkerResult` to
+    /// `spec.resultPath` (also returned). Never throws: every failure is an outcome.
+    @discardableResult
+    public func runWorker(_ spec: WorkerSpec) async -> WorkerResult {
+        let result = await executeWorker(spec)
+        if let data = try? JSONEncoder().encode(result) {
+            _ = FileManager.default.createFile(atPath: spec.resultPath, contents: data, attributes: [.posixPermissions: 0o600])
+        }
+        return result
+    }
+
+    private func executeWorker(_ spec: WorkerSpec) async -> WorkerResult {
+        func failure(_ outcome: AttemptOutcome, _ message: String) -> WorkerResult {
+            WorkerResult(outcome: outcome, output: nil, message: message, bytesIn: 0)
+        }
+        guard let index = index(of: spec.taskName) else {
+            return failure(.error, "task '\(spec.taskName)' is no task of workflow '\(name)' in this program")
+        }
+        let node = nodes[index]
+        guard node.inputs.count == spec.inputs.count else {
+            return failure(.error, "task '\(spec.taskName)' takes \(node.inputs.count) inputs; the spec gives \(spec.inputs.count)")
+        }
+        // The store: the run's, or a private one for a worker that cannot reach it.
+        let store: SharedObjectStore
+        var privateStoreName: String?
+        do {
+            if let name = spec.storeName {
+                store = try SharedObjectStore.attach(named: name)
+            } else {
+                let name = "worker-\(getpid())-\(ObjectID.random().description.prefix(8))"
+                let needed = spec.inputs.reduce(0) { total, input in
+                    if case .file(let path) = input { return total + ((try? SpillFile.readHeader(at: path).rawByteCount) ?? 0) }
+                    return total
+                }
+                store = try SharedObjectStore.create(named: name, capacityBytes: max(64 << 20, 2 * needed + (64 << 20)))
+                privateStoreName = name
+            }
+        } catch {
+            return failure(.error, "worker cannot open its store: \(error.message)")
+        }
+        defer { if let privateStoreName { try? SharedObjectStore.remove(named: privateStoreName) } }
+        var handles: [ObjectHandle] = []
+        for input in spec.inputs {
+            do {
+                switch input {
+                case .object(let descriptor): handles.append(try store.get(descriptor))
+                case .file(let path): handles.append(try SpillFile.restore(from: path, into: store, as: .random()))
+                }
+            } catch let error as ObjectStoreError {
+                return failure(.error, "reading an input: \(error.message)")
+            } catch let error as MaterializeError {
+                return failure(.error, "reading an input: \(error.message)")
+            } catch {
+                return failure(.error, "reading an input: \(error)")
+            }
+        }
+        let bytesIn = handles.reduce(0) { $0 + $1.byteCount }
+        let logPath = "\(spec.runDirectory)/logs/\(RunLog.safeFileName(spec.taskName)).\(spec.attempt).log"
+        try? FileManager.default.createDirectory(atPath: "\(spec.runDirectory)/logs", withIntermediateDirectories: true)
+        let sink = _LogSink(path: logPath)
+        let logger = Logger(label: "dataflow.task.\(node.name)") { _ in _AttemptLogHandler(sink: sink) }
+        let outputID = ObjectID(deriving: "\(spec.runID)/\(node.name)/\(spec.attempt)")
+        let context = TaskContext(taskName: node.name, attempt: spec.attempt, runID: spec.runID, store: store, logger: logger, outputID: outputID)
+        do {
+            let inputs = handles
+            handles = []
+            let output = try await TaskContext.$current.withValue(context) { try await node.run(inputs, context) }
+            let handle = try output.existingHandle(in: store) ?? store.put(output.value, id: outputID)
+            if privateStoreName == nil {
+                return WorkerResult(outcome: .succeeded, output: .object(handle.descriptor), message: nil, bytesIn: bytesIn)
+            }
+            // No shared store: the output goes to the run directory as a spill file.
+            let path = "\(spec.runDirectory)/exchange/\(RunLog.safeFileName(node.name)).\(spec.attempt).dfspill"
+            try? FileManager.default.createDirectory(atPath: "\(spec.runDirectory)/exchange", withIntermediateDirectories: true)
+            try SpillFile.write(handle, to: path)
+            return WorkerResult(outcome: .succeeded, output: .file(path), message: nil, bytesIn: bytesIn)
+        } catch let preempted as TaskPreempted {
+            return WorkerResult(outcome: .preempted, output: nil, message: preempted.reason, bytesIn: bytesIn)
+        } catch let error as ObjectStoreError {
+            logger.error("\(error)")
+            return WorkerResult(outcome: .error, output: nil, message: error.message, bytesIn: bytesIn)
+        } catch let error as MaterializeError {
+            logger.error("\(error)")
+            return WorkerResult(outcome: .error, output: nil, message: error.message, bytesIn: bytesIn)
+        } catch {
+            logger.error("task threw: \(error)")
+            return WorkerResult(outcome: .failed, output: nil, message: "\(error)", bytesIn: bytesIn)
+        }
+    }
+}
