@@ -2,6 +2,7 @@ import Dataflow
 import Foundation
 import Materialize
 import ObjectStore
+import Synchronization
 import Testing
 
 /// Building, validating and running workflows on the local executor.
@@ -67,6 +68,28 @@ import Testing
             // Asking for the source as a result keeps the object, though "same" is no result.
             let kept = try await workflow.run(RunOptions(workdir: workdir, results: ["source", "sum-same"]))
             #expect(try kept.result(source).count == 100)
+        }
+    }
+
+    @Test func theProgressLineShowsTasksAndStoreBytesAndIsQuietOffATerminal() async throws {
+        try await withWorkdir { workdir in
+            let lines = Mutex<[String]>([])
+            let workflow = Workflow("progress")
+            let data = workflow.task("data") { Tensor<Float>([1, 2, 3]) }
+            workflow.task("sum", data) { (x: Tensor<Float>) in x.reduce(0, +) }
+            var options = RunOptions(workdir: workdir, runID: "progress-1")
+            options.progress = .always
+            options.progressWriter = { line in lines.withLock { $0.append(line) } }
+            _ = try await workflow.run(options)
+            let last = try #require(lines.withLock { $0.last })
+            #expect(last.hasPrefix("\r[progress-1] 2/2 done, 0 running, 0 failed | store "))
+            #expect(last.contains("in use, 0 B spilled") && last.hasSuffix("\n"))
+            // Off a terminal (as under `swift test`), the default shows nothing.
+            let quiet = Mutex(0)
+            var automatic = RunOptions(workdir: workdir)
+            automatic.progressWriter = { _ in quiet.withLock { $0 += 1 } }
+            _ = try await workflow.run(automatic)
+            #expect(quiet.withLock { $0 } == 0)
         }
     }
 

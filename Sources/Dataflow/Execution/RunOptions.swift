@@ -32,6 +32,17 @@ public struct RunOptions: Sendable {
     /// Spilling watermarks of the store.
     public var watermarks: SpillManager.Watermarks
 
+    /// When to show the progress line.
+    public enum ProgressMode: String, Sendable {
+        /// Only when standard error is a terminal (the default).
+        case automatic
+        case never
+        case always
+    }
+    public var progress: ProgressMode = .automatic
+    /// Where progress lines go (default: standard error).
+    public var progressWriter: (@Sendable (String) -> Void)?
+
     public init(
         workdir: String = FileManager.default.currentDirectoryPath, runID: String? = nil,
         concurrency: Int = ProcessInfo.processInfo.activeProcessorCount, capacity: Resources? = nil,

@@ -126,6 +126,7 @@ final class _Scheduler {
     private(set) var cancelled = false
     private(set) var failures: [DataflowError.TaskFailure] = []
     private var succeeded = 0
+    private let progress: _ProgressLine
 
     init(workflow: Workflow, options: RunOptions, runID: String, requested: Set<Int>, store: SharedObjectStore,
          spill: SpillManager, materializer: Materializer, log: RunLog) {
@@ -138,6 +139,7 @@ final class _Scheduler {
         self.spill = spill
         self.materializer = materializer
         self.log = log
+        self.progress = _ProgressLine(runID: runID, taskCount: workflow.nodes.count, mode: options.progress, writer: options.progressWriter)
         let count = nodes.count
         state = [State](repeating: .waiting, count: count)
         waitingOn = nodes.map { $0.dependencies.count }
@@ -178,8 +180,10 @@ final class _Scheduler {
                     group.cancelAll()
                 }
                 if !stopping { launchReady(&group) }
+                showProgress(final: false)
             }
         }
+        showProgress(final: true)
         cleanUp()
         var finished = RunLogEvent(kind: .runFinished, runID: runID)
         finished.taskCount = nodes.count
@@ -197,6 +201,10 @@ final class _Scheduler {
         var ids: [String: ObjectID] = [:]
         for index in requested { if let id = outputs[index] { ids[nodes[index].name] = id } }
         return ids
+    }
+
+    private func showProgress(final: Bool) {
+        progress.update(done: succeeded, running: running, failed: failures.count, store: store, spilledBytes: spill.spilledByteCount, final: final)
     }
 
     // MARK: Launching
