@@ -95,6 +95,22 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         return record
     }
 
+    /// The value's bytes as a plain file (`exchange/<name>.bin`, see `RawValueFile`) for a
+    /// consumer that is a shell command: written on first request, removed with the value.
+    /// - Throws: `.policyConflict` for a `never` value; `.fileNotFound` for an unknown value.
+    public func rawFile(for id: ObjectID) throws(MaterializeError) -> String {
+        let value = try lookup(id)
+        let path = self.path(for: value.record.name, id, .exchange, fileExtension: "bin")
+        if value.record.files.contains(path) { return path }
+        guard value.record.policy != .never else {
+            throw MaterializeError(.policyConflict, "value '\(value.record.name)' (\(id)) has policy 'never' and cannot be given to a shell command as a file", object: id)
+        }
+        let handle = try spill.get(id)
+        try RawValueFile.write(handle, to: path)
+        lock.withLock { values[id]?.record.files.append(path) }
+        return path
+    }
+
     /// The file a consumer reads the value from, written now if the value has none yet.
     /// - Throws: `.policyConflict` for a `never` value; `.fileNotFound` for an unknown value.
     public func file(for id: ObjectID) throws(MaterializeError) -> String {
@@ -161,11 +177,11 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         MaterializeError(.fileNotFound, "no value \(id) is registered with the materializer of run directory '\(runDirectory)'", object: id)
     }
 
-    private func path(for name: String, _ id: ObjectID, _ destination: MaterializationPlan.FileDestination) -> String {
+    private func path(for name: String, _ id: ObjectID, _ destination: MaterializationPlan.FileDestination, fileExtension: String = "dfspill") -> String {
         let safe = String(name.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" }.prefix(100))
         let directory = destination == .runDirectory ? valuesDirectory : exchangeDirectory
         // A name changed by sanitising could meet another ("out/a", "out_a"): add its id.
         let file = safe == name && !safe.isEmpty ? safe : "\(safe)-\(id.description.prefix(16))"
-        return "\(directory)/\(file).dfspill"
+        return "\(directory)/\(file).\(fileExtension)"
     }
 }

@@ -24,7 +24,13 @@ extension SharedObjectStore {
     ///   `.invalidName` (type tag), `.outOfMemory` with a `CapacityReport`.
     /// - Complexity: O(1), plus a sweep of dead processes when the store is full.
     public func create(_ id: ObjectID, byteCount: Int, typeTag: String = "bytes", eviction: EvictionPolicy = .none) throws(ObjectStoreError) -> ObjectBuilder {
-        let blockSize = try checkedBlockSize(byteCount, for: id)
+        try create(id, byteCount: byteCount, typeTag: typeTag, eviction: eviction, allowingEmpty: false)
+    }
+
+    /// `create`, optionally allowing an empty object (typed `put` of an empty string or array:
+    /// it takes a minimum block, and its handle has 0 bytes).
+    package func create(_ id: ObjectID, byteCount: Int, typeTag: String, eviction: EvictionPolicy, allowingEmpty: Bool) throws(ObjectStoreError) -> ObjectBuilder {
+        let blockSize = try checkedBlockSize(byteCount == 0 && allowingEmpty ? 1 : byteCount, for: id)
         let placed = try withLock { view, local throws(ObjectStoreError) -> (payloadOffset: Int, generation: UInt64) in
             guard view.findLive(id) == nil else {
                 throw ObjectStoreError(.objectExists, "object \(id) already exists in store '\(name)'", store: name, object: id)

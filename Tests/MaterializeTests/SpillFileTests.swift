@@ -66,6 +66,18 @@ import Testing
         }
     }
 
+    @Test func anEmptyValueSpillsAndRestores() throws {
+        try withStore { store in
+            try withTemporaryDirectory { directory in
+                let handle = try store.put("", id: ObjectID(deriving: "empty"))
+                try SpillFile.write(handle, to: "\(directory)/empty")
+                #expect(try SpillFile.read(at: "\(directory)/empty").value == [])
+                let restored = try SpillFile.restore(from: "\(directory)/empty", into: store, as: .random())
+                #expect(try restored.decode(as: String.self) == "")
+            }
+        }
+    }
+
     @Test func restoringOverAnExistingIdIsAStoreError() throws {
         try withStore { store in
             try withTemporaryDirectory { directory in

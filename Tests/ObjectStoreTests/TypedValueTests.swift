@@ -161,6 +161,16 @@ extension TrainingConfig: StoreValue {}
         }
     }
 
+    @Test func emptyValuesAreStoredThroughPut() throws {
+        try withStore { store in
+            try store.put("", id: ObjectID(deriving: "empty-string"))
+            try store.put([UInt8](), id: ObjectID(deriving: "empty-bytes"))
+            #expect(try store.get(ObjectID(deriving: "empty-string"), as: String.self) == "")
+            #expect(try store.get(ObjectID(deriving: "empty-bytes")).byteCount == 0)
+            expectStoreError(.invalidSize) { try store.create(.random(), byteCount: 0) }  // raw creates still refuse 0
+        }
+    }
+
     @Test func invalidUTF8AndBadJSONAreTypedErrors() throws {
         try withStore { store in
             let text = ObjectID.random()

@@ -185,7 +185,7 @@ public enum SpillFile {
         let header = try source.header()
         var builder: ObjectBuilder
         do {
-            builder = try store.create(id ?? header.objectID, byteCount: header.rawByteCount, typeTag: header.typeTag, eviction: eviction)
+            builder = try store.create(id ?? header.objectID, byteCount: header.rawByteCount, typeTag: header.typeTag, eviction: eviction, allowingEmpty: true)
         } catch {
             throw .store(error, while: "restoring spill file '\(path)'")
         }

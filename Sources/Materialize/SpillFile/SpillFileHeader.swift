@@ -102,7 +102,7 @@ public struct SpillFileHeader: Sendable, Equatable {
         guard let codec = Codec(rawValue: bytes[10]) else { throw fail(.corruptedFile, "names unknown codec \(bytes[10])") }
         guard get(12, as: UInt32.self) == UInt32(byteCount) else { throw fail(.corruptedFile, "has header size \(get(12, as: UInt32.self)), expected \(byteCount)") }
         let raw = get(16, as: UInt64.self), stored = get(24, as: UInt64.self)
-        guard raw > 0, raw <= UInt64(Int.max), stored <= UInt64(Int.max - byteCount) else {
+        guard raw <= UInt64(Int.max), stored <= UInt64(Int.max - byteCount) else {
             throw fail(.corruptedFile, "has impossible sizes (raw \(raw), stored \(stored))")
         }
         guard codec != .raw || raw == stored else { throw fail(.corruptedFile, "is raw but stores \(stored) bytes for \(raw)") }

@@ -96,7 +96,7 @@ extension _SegmentView {
             guard rawState != 0 else { continue }
             let blockOffset = current.payloadOffset - _Layout.blockHeaderByteCount
             let blockSize = _Layout.blockByteCount(forPayload: max(current.byteCount, 1))
-            guard let state = _EntryState(rawValue: rawState), current.byteCount > 0,
+            guard let state = _EntryState(rawValue: rawState), current.byteCount >= 0,
                 blockOffset >= 0, blockOffset % _Layout.blockAlignment == 0,
                 blockOffset + blockSize <= heapCapacity, current.typeIndex < max(types, 1),
                 current.creator < _Layout.processSlotCount

@@ -60,7 +60,7 @@ extension SharedObjectStore {
         do { encoding = try value.makeEncoding() } catch {
             throw ObjectStoreError(.malformedValue, "cannot encode \(V.typeTag) for object \(id): \(error)", store: name, object: id)
         }
-        var builder = try create(id, byteCount: encoding.byteCount, typeTag: V.typeTag, eviction: eviction)
+        var builder = try create(id, byteCount: encoding.byteCount, typeTag: V.typeTag, eviction: eviction, allowingEmpty: true)
         do {
             try builder.withMutableBytes { span in try encoding.write(&span) }
         } catch let error as ObjectStoreError {
