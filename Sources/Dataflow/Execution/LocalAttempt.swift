@@ -25,6 +25,8 @@ struct _AttemptContext: Sendable {
     let runID: String
     let store: SharedObjectStore
     let spill: SpillManager
+    let materializer: Materializer
+    let runDirectory: String
     let logPath: String
 
     /// Runs the task's function: inputs from the store (restored if spilled), output into the
@@ -35,16 +37,28 @@ struct _AttemptContext: Sendable {
             _AttemptReport(index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: start, end: Date(), bytesIn: bytesIn, logPath: logPath)
         }
         var handles: [ObjectHandle] = []
+        var inputFiles: [String] = []
         do {
-            handles = try inputs.map { id throws(MaterializeError) in try spill.get(id) }
+            if node.isShell {
+                // A shell command reads files: this is where `auto` writes one, as needed.
+                inputFiles = try inputs.map { id throws(MaterializeError) in try materializer.rawFile(for: id) }
+            } else {
+                handles = try inputs.map { id throws(MaterializeError) in try spill.get(id) }
+            }
         } catch {
             return report(.error, nil, "reading an input: \(error.message)")
         }
-        let bytesIn = handles.reduce(0) { $0 + $1.byteCount }
+        let bytesIn = node.isShell
+            ? inputs.reduce(0) { $0 + ((try? materializer.record(for: $1).byteCount) ?? 0) }
+            : handles.reduce(0) { $0 + $1.byteCount }
         let sink = _LogSink(path: logPath)
         let logger = Logger(label: "dataflow.task.\(node.name)") { _ in _AttemptLogHandler(sink: sink) }
         let outputID = ObjectID(deriving: "\(runID)/\(node.name)/\(attempt)")
-        let context = TaskContext(taskName: node.name, attempt: attempt, runID: runID, store: store, logger: logger, outputID: outputID)
+        var attemptContext = TaskContext(taskName: node.name, attempt: attempt, runID: runID, store: store, logger: logger, outputID: outputID)
+        attemptContext.inputFiles = inputFiles
+        attemptContext.attemptDirectory = "\(runDirectory)/shell/\(RunLog.safeFileName(node.name)).\(attempt)"
+        attemptContext.logPath = logPath
+        let context = attemptContext
         do {
             let inputHandles = handles
             handles = []

@@ -114,6 +114,8 @@ final class _Scheduler {
     private var waitingOn: [Int]
     private var dependents: [[Int]]
     private var dataConsumers: [Int]
+    /// Values read by a shell task (they need a file).
+    private var readByShell: [Bool]
     private var outputs: [ObjectID?]
     private var attempts: [Int]
     private var failureRetries: [Int]
@@ -145,6 +147,7 @@ final class _Scheduler {
         waitingOn = nodes.map { $0.dependencies.count }
         dependents = [[Int]](repeating: [], count: count)
         dataConsumers = [Int](repeating: 0, count: count)
+        readByShell = [Bool](repeating: false, count: count)
         outputs = [ObjectID?](repeating: nil, count: count)
         attempts = [Int](repeating: 0, count: count)
         failureRetries = [Int](repeating: 0, count: count)
@@ -152,7 +155,10 @@ final class _Scheduler {
         available = options.capacity
         for (index, node) in nodes.enumerated() {
             for dependency in node.dependencies { dependents[dependency].append(index) }
-            for input in node.inputs { dataConsumers[input] += 1 }
+            for input in node.inputs {
+                dataConsumers[input] += 1
+                if node.isShell { readByShell[input] = true }
+            }
         }
         ready.reserveCapacity(count)
         for index in nodes.indices where waitingOn[index] == 0 { markReady(index) }
@@ -245,7 +251,8 @@ final class _Scheduler {
         let inputs = node.inputs.map { outputs[$0]! }
         let logPath = log.attemptLogPath(task: node.name, attempt: attempt)
         let context = _AttemptContext(
-            index: index, node: node, attempt: attempt, inputs: inputs, runID: runID, store: store, spill: spill, logPath: logPath)
+            index: index, node: node, attempt: attempt, inputs: inputs, runID: runID, store: store, spill: spill,
+            materializer: materializer, runDirectory: log.directory, logPath: logPath)
         group.addTask { await .finished(context.run()) }
     }
 
@@ -271,7 +278,7 @@ final class _Scheduler {
             event.bytesOut = handle.byteCount
             do {
                 let facts = ValueFacts(
-                    isLeaf: dataConsumers[index] == 0, consumerNeedsFile: false, everyConsumerReachesStore: true,
+                    isLeaf: dataConsumers[index] == 0, consumerNeedsFile: readByShell[index], everyConsumerReachesStore: true,
                     remainingConsumers: dataConsumers[index], isRequestedResult: requested.contains(index))
                 event.value = try materializer.register(
                     handle, name: node.name, policy: node.options.policy ?? workflow.defaultPolicy, facts: facts)

@@ -97,6 +97,9 @@ extension Workflow {
             return failure(.error, "task '\(spec.taskName)' is no task of workflow '\(name)' in this program")
         }
         let node = nodes[index]
+        guard !node.isShell else {
+            return failure(.error, "task '\(spec.taskName)' is a shell task; worker mode runs Swift function tasks")
+        }
         guard node.inputs.count == spec.inputs.count else {
             return failure(.error, "task '\(spec.taskName)' takes \(node.inputs.count) inputs; the spec gives \(spec.inputs.count)")
         }

@@ -108,6 +108,8 @@ public final class Workflow: @unchecked Sendable {  // mutated only while buildi
         if other.workflowID != id { nodes[task.index].foreignInputs.append(other.name) }
     }
 
+    func appendNode<Output>(_ node: _TaskNode) -> TaskRef<Output> { add(node) }
+
     private func add<Output>(_ node: _TaskNode) -> TaskRef<Output> {
         nodes.append(node)
         return TaskRef(name: node.name, workflowID: id, index: nodes.count - 1)
@@ -142,6 +144,8 @@ struct _TaskNode: Sendable {
     let run: Run
     /// Ordering-only dependencies, by task index.
     var after: [Int] = []
+    /// A shell task: its inputs are handed over as files (`TaskContext.inputFiles`).
+    var isShell = false
 
     init(name: String, inputs: [Int], foreignInputs: [String], options: TaskOptions, outputTypeTag: String, run: @escaping Run) {
         self.name = name
@@ -191,6 +195,12 @@ public struct TaskContext: Sendable {
     public let logger: Logger
     /// The id the task's output gets in the store.
     public let outputID: ObjectID
+    /// For shell tasks: the input files, in parameter order.
+    var inputFiles: [String] = []
+    /// A directory of this attempt's own (shell tasks run there).
+    var attemptDirectory: String = ""
+    /// This attempt's log file.
+    var logPath: String = ""
 
     @TaskLocal public static var current: TaskContext?
 

@@ -1,0 +1,146 @@
+import Foundation
+import Materialize
+import ObjectStore
+
+/// A value a shell task can produce from the bytes its command wrote to `$DATAFLOW_OUTPUT`.
+public protocol ShellOutput: StoreValue {
+    /// The value from the output file's bytes; throw if they are not one.
+    static func fromShellOutput(_ bytes: [UInt8]) throws -> Self
+}
+
+extension Array: ShellOutput where Element == UInt8 {
+    public static func fromShellOutput(_ bytes: [UInt8]) throws -> [UInt8] { bytes }
+}
+
+extension String: ShellOutput {
+    public static func fromShellOutput(_ bytes: [UInt8]) throws -> String {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ShellCommandFailed(message: "its output file is not valid UTF-8 text")
+        }
+        return text
+    }
+}
+
+/// A shell task's command failed: a non-zero exit status, a signal, or no output file.
+public struct ShellCommandFailed: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+extension Workflow {
+    /// Adds a task that runs `command` with `/bin/bash -c`.
+    ///
+    /// Each input is materialized as a plain file (its value's bytes: UTF-8 for strings, the
+    /// bytes for `[UInt8]`, see `RawValueFile`) whose path is in the environment variable
+    /// `DATAFLOW_INPUT_<NAME>` (the name upper-cased, other characters as `_`). The command
+    /// writes its result to the file named by `DATAFLOW_OUTPUT`; those bytes become the task's
+    /// output. It runs in its own directory (`<run>/shell/<task>.<attempt>/`), its standard
+    /// output and error go to the attempt's log file, and a non-zero exit status fails the
+    /// attempt. It runs in a process group of its own; on timeout or cancellation the whole
+    /// group is sent SIGTERM, then SIGKILL after 5 seconds.
+    ///
+    ///     let sorted = workflow.shell("sort", "sort \"$DATAFLOW_INPUT_LINES\" > \"$DATAFLOW_OUTPUT\"",
+    ///                                 inputs: ("lines", lines), output: String.self)
+    @discardableResult
+    public func shell<each Input: StoreValue, Output: ShellOutput>(
+        _ name: String, _ command: String, inputs: repeat (String, TaskRef<each Input>),
+        output: Output.Type = [UInt8].self, options: TaskOptions = TaskOptions()
+    ) -> TaskRef<Output> {
+        var indices: [Int] = []
+        var names: [String] = []
+        var foreign: [String] = []
+        for (inputName, input) in repeat each inputs {
+            indices.append(input.index)
+            names.append(inputName)
+            if input.workflowID != id { foreign.append(input.name) }
+        }
+        let variableNames = names.map { "DATAFLOW_INPUT_" + String($0.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }) }
+        let run: _TaskNode.Run = { _, context in
+            let bytes = try await _ShellRunner.run(command: command, inputs: Array(zip(variableNames, context.inputFiles)), context: context)
+            return _TaskOutput(try Output.fromShellOutput(bytes))
+        }
+        var node = _TaskNode(name: name, inputs: indices, foreignInputs: foreign, options: options, outputTypeTag: Output.typeTag, run: run)
+        node.isShell = true
+        return appendNode(node)
+    }
+}
+
+/// Runs shell commands for shell tasks.
+enum _ShellRunner {
+    static func run(command: String, inputs: [(variable: String, path: String)], context: TaskContext) async throws -> [UInt8] {
+        let directory = context.attemptDirectory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let outputPath = "\(directory)/output"
+        try? FileManager.default.removeItem(atPath: outputPath)
+        _ = FileManager.default.createFile(atPath: context.logPath, contents: nil, attributes: [.posixPermissions: 0o600])
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: context.logPath))
+        log.seekToEndOfFile()
+        defer { try? log.close() }
+
+        let process = Process()
+        // Foundation starts the child in a process group of its own (its pid is the group id):
+        // on timeout the whole group is signalled, children of bash included.
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", command]
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var environment = ProcessInfo.processInfo.environment
+        for (variable, path) in inputs { environment[variable] = path }
+        environment["DATAFLOW_OUTPUT"] = outputPath
+        environment["DATAFLOW_TASK"] = context.taskName
+        environment["DATAFLOW_RUN_ID"] = context.runID
+        environment["DATAFLOW_ATTEMPT"] = String(context.attempt)
+        process.environment = environment
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+
+        let exited = _ProcessExit()
+        process.terminationHandler = { _ in exited.signal() }
+        try process.run()
+        await withTaskCancellationHandler {
+            await exited.wait()
+        } onCancel: {
+            let group = -process.processIdentifier
+            kill(group, SIGTERM)  // then SIGKILL if anything lingers
+            DispatchQueue.global().asyncAfter(deadline: .now() + 5) { kill(group, SIGKILL) }
+        }
+        try Task.checkCancellation()
+        guard process.terminationReason == .exit else {
+            throw ShellCommandFailed(message: "command was killed by signal \(process.terminationStatus) (see \(context.logPath))")
+        }
+        guard process.terminationStatus == 0 else {
+            throw ShellCommandFailed(message: "command exited with status \(process.terminationStatus) (see \(context.logPath))")
+        }
+        guard let data = FileManager.default.contents(atPath: outputPath) else {
+            throw ShellCommandFailed(message: "command succeeded but wrote no output file ($DATAFLOW_OUTPUT = \(outputPath))")
+        }
+        return [UInt8](data)
+    }
+}
+
+/// A one-shot signal that an async caller awaits (a process's termination handler fires it).
+final class _ProcessExit: @unchecked Sendable {  // `fired` and `waiter` are guarded by `lock`
+    private let lock = NSLock()
+    private var fired = false
+    private var waiter: CheckedContinuation<Void, Never>?
+
+    func signal() {
+        let continuation = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            fired = true
+            defer { waiter = nil }
+            return waiter
+        }
+        continuation?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = lock.withLock { () -> Bool in
+                if fired { return true }
+                waiter = continuation
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+}

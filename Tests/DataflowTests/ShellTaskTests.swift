@@ -1,0 +1,76 @@
+import Dataflow
+import Foundation
+import Materialize
+import ObjectStore
+import Testing
+
+/// Shell tasks: inputs as files, output from a file, failures, timeouts.
+@Suite struct ShellTaskTests {
+    @Test func aShellCommandReadsItsInputsAsFilesAndItsOutputComesBackIntoTheStore() async throws {
+        try await withWorkdir { workdir in
+            let workflow = Workflow("shell")
+            let lines = workflow.task("lines") { "pear\napple\nfig\n" }
+            let suffix = workflow.task("suffix") { "!" }
+            let sorted = workflow.shell(
+                "sort", #"echo "sorting $(wc -l < "$DATAFLOW_INPUT_LINES") lines" >&2; sort "$DATAFLOW_INPUT_LINES" | sed "s/$/$(cat "$DATAFLOW_INPUT_END_MARK")/" > "$DATAFLOW_OUTPUT""#,
+                inputs: ("lines", lines), ("end-mark", suffix), output: String.self)
+            let count = workflow.task("count", sorted) { (text: String) in text.split(separator: "\n").count }
+            let run = try await workflow.run(RunOptions(workdir: workdir, runID: "shell-1", results: ["sort", "count"]))
+            #expect(try run.result(sorted) == "apple!\nfig!\npear!\n")
+            #expect(try run.result(count) == 3)
+            let events = try RunLog.read(at: run.logPath)
+            let attempt = try #require(events.first { $0.task == "sort" && $0.kind == .attempt })
+            #expect(attempt.outcome == .succeeded && attempt.bytesIn == "pear\napple\nfig\n".utf8.count + 1)
+            #expect(try String(contentsOfFile: try #require(attempt.logFile), encoding: .utf8).contains("sorting 3 lines"))
+            // `auto` wrote the input files because a consumer needed them, and removed them with the values.
+            let lineValue = try #require(events.first { $0.task == "lines" && $0.kind == .attempt }?.value)
+            #expect(lineValue.reason.contains("needs a file"))
+            let freed = try #require(events.first { $0.task == "lines" && $0.kind == .valueFreed })
+            #expect(freed.value?.files.isEmpty == true)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: "\(run.directory)/exchange").isEmpty)
+        }
+    }
+
+    @Test func aFailingCommandFailsTheAttemptWithItsStatus() async throws {
+        try await withWorkdir { workdir in
+            let workflow = Workflow("shell-fail")
+            workflow.shell("exit-3", "echo about to fail >&2; exit 3", options: TaskOptions(retries: RetryPolicy(failures: 1, backoffSeconds: 0.01)))
+            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir)) }
+            let failure = try #require(error?.failures.first)
+            #expect(failure.attempts == 2 && failure.outcome == .failed)
+            #expect(failure.message.contains("exited with status 3"))
+
+            let silent = Workflow("shell-silent")
+            silent.shell("no-output", "true")
+            let noOutput = await expectDataflowError(.taskFailed) { try await silent.run(RunOptions(workdir: workdir)) }
+            #expect(noOutput?.failures.first?.message.contains("wrote no output file") == true)
+
+            let notText = Workflow("shell-binary")
+            notText.shell("binary", #"printf '\xff\xfe' > "$DATAFLOW_OUTPUT""#, output: String.self)
+            let binary = await expectDataflowError(.taskFailed) { try await notText.run(RunOptions(workdir: workdir)) }
+            #expect(binary?.failures.first?.message.contains("UTF-8") == true)
+        }
+    }
+
+    @Test func aCommandPastItsTimeoutIsTerminated() async throws {
+        try await withWorkdir { workdir in
+            let workflow = Workflow("shell-timeout")
+            workflow.shell("sleeper", "sleep 30; echo late > \"$DATAFLOW_OUTPUT\"", options: TaskOptions(timeoutSeconds: 0.3))
+            let start = Date()
+            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir)) }
+            #expect(error?.failures.first?.message.contains("timed out") == true)
+            #expect(Date().timeIntervalSince(start) < 10)
+        }
+    }
+
+    @Test func aNeverValueCannotFeedAShellCommand() async throws {
+        try await withWorkdir { workdir in
+            let workflow = Workflow("shell-never")
+            let secret = workflow.task("secret", options: TaskOptions(policy: .never)) { "in memory only" }
+            workflow.shell("cat", #"cat "$DATAFLOW_INPUT_SECRET" > "$DATAFLOW_OUTPUT""#, inputs: ("secret", secret))
+            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir)) }
+            #expect(error?.failures.first?.task == "secret")
+            #expect(error?.failures.first?.message.contains("never") == true)
+        }
+    }
+}
