@@ -37,7 +37,7 @@ extension Workflow {
     /// output. It runs in its own directory (`<run>/shell/<task>.<attempt>/`), its standard
     /// output and error go to the attempt's log file, and a non-zero exit status fails the
     /// attempt. It runs in a process group of its own; on timeout or cancellation the whole
-    /// group is sent SIGTERM, then SIGKILL after 5 seconds.
+    /// group is sent SIGTERM, then SIGKILL after 2 seconds.
     ///
     ///     let sorted = workflow.shell("sort", "sort \"$DATAFLOW_INPUT_LINES\" > \"$DATAFLOW_OUTPUT\"",
     ///                                 inputs: ("lines", lines), output: String.self)
@@ -102,7 +102,7 @@ enum _ShellRunner {
         } onCancel: {
             let group = -process.processIdentifier
             kill(group, SIGTERM)  // then SIGKILL if anything lingers
-            DispatchQueue.global().asyncAfter(deadline: .now() + 5) { kill(group, SIGKILL) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 2) { kill(group, SIGKILL) }
         }
         try Task.checkCancellation()
         guard process.terminationReason == .exit else {
