@@ -23,6 +23,17 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         public var inMemory: Bool
         public var remainingConsumers: Int
         public var reason: String
+
+        public init(id: ObjectID, name: String, policy: MaterializationPolicy, byteCount: Int, files: [String], inMemory: Bool, remainingConsumers: Int, reason: String) {
+            self.id = id
+            self.name = name
+            self.policy = policy
+            self.byteCount = byteCount
+            self.files = files
+            self.inMemory = inMemory
+            self.remainingConsumers = remainingConsumers
+            self.reason = reason
+        }
     }
 
     public let spill: SpillManager

@@ -55,12 +55,13 @@ import Testing
     @Test func aCommandPastItsTimeoutIsTerminated() async throws {
         try await withWorkdir { workdir in
             let workflow = Workflow("shell-timeout")
-            workflow.shell("sleeper", "sleep 30; echo late > \"$DATAFLOW_OUTPUT\"", options: TaskOptions(timeoutSeconds: 0.3))
+            workflow.shell("sleeper", "sleep 120; echo late > \"$DATAFLOW_OUTPUT\"", options: TaskOptions(timeoutSeconds: 0.3))
             let start = Date()
             let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir)) }
             #expect(error?.failures.first?.message.contains("timed out") == true)
-            // Cut off: far sooner than the command's 30 s (SIGTERM, then SIGKILL after 2 s).
-            #expect(Date().timeIntervalSince(start) < 20)
+            // Cut off (SIGTERM, then SIGKILL after 2 s): far sooner than the command's 120 s, even
+            // on a loaded machine.
+            #expect(Date().timeIntervalSince(start) < 60)
         }
     }
 

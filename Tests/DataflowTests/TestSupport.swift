@@ -44,3 +44,11 @@ final class Counter: Sendable {
 struct Boom: Error, CustomStringConvertible {
     var description: String { "boom" }
 }
+
+/// A run log in a fresh directory, removed after `body`.
+func withTemporaryRunLog(_ body: (RunLog, String) throws -> Void) throws {
+    let directory = NSTemporaryDirectory() + "dataflow-runlog-\(getpid())-\(ObjectID.random().description.prefix(8))"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let log = try RunLog(testingDirectory: directory)
+    try body(log, "\(directory)/run.jsonl")
+}

@@ -12,14 +12,17 @@ import Testing
     }
 
     /// Writes `spec`, runs the worker on it, and returns its exit status and result.
-    func runWorker(_ spec: WorkerSpec, in directory: String) throws -> (status: Int32, result: WorkerResult?) {
+    func runWorker(_ spec: WorkerSpec, in directory: String) async throws -> (status: Int32, result: WorkerResult?) {
         let specPath = "\(directory)/spec-\(spec.taskName).json"
         try JSONEncoder().encode(spec).write(to: URL(fileURLWithPath: specPath))
         let process = Process()
         process.executableURL = Self.workerURL
         process.arguments = [WorkerSpec.flag, specPath]
-        try process.run()
-        process.waitUntilExit()
+        // Wait without blocking a Swift-concurrency thread (other tests need them).
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            process.terminationHandler = { _ in continuation.resume() }
+            do { try process.run() } catch { continuation.resume() }
+        }
         let result = FileManager.default.contents(atPath: spec.resultPath).flatMap { try? JSONDecoder().decode(WorkerResult.self, from: $0) }
         return (process.terminationStatus, result)
     }
@@ -32,7 +35,7 @@ import Testing
             let spec = WorkerSpec(
                 runID: "run-w1", taskName: "double", attempt: 1, storeName: store.name,
                 inputs: [.object(input.descriptor)], runDirectory: directory, resultPath: "\(directory)/result.json")
-            let (status, result) = try runWorker(spec, in: directory)
+            let (status, result) = try await runWorker(spec, in: directory)
             #expect(status == 0)
             let worker = try #require(result)
             #expect(worker.outcome == .succeeded && worker.bytesIn == input.byteCount)
@@ -62,7 +65,7 @@ import Testing
                 runID: "run-w2", taskName: "add", attempt: 1, storeName: nil,
                 inputs: [.file("\(directory)/a.dfspill"), .file("\(directory)/a.dfspill")],
                 runDirectory: directory, resultPath: "\(directory)/result.json")
-            let (status, result) = try runWorker(spec, in: directory)
+            let (status, result) = try await runWorker(spec, in: directory)
             #expect(status == 0)
             guard case .file(let path)? = result?.output else {
                 Issue.record("expected a file output, got \(String(describing: result))")
@@ -79,21 +82,21 @@ import Testing
             let failing = WorkerSpec(
                 runID: "run-w3", taskName: "fail", attempt: 2, storeName: nil, inputs: [],
                 runDirectory: directory, resultPath: "\(directory)/fail.json")
-            let (status, result) = try runWorker(failing, in: directory)
+            let (status, result) = try await runWorker(failing, in: directory)
             #expect(status == 1 && result?.outcome == .failed && result?.message == "the task is broken")
             #expect(try String(contentsOfFile: "\(directory)/logs/fail.2.log", encoding: .utf8).contains("the task is broken"))
 
             var unknown = failing
             unknown.taskName = "no-such-task"
             unknown.resultPath = "\(directory)/unknown.json"
-            let (unknownStatus, unknownResult) = try runWorker(unknown, in: directory)
+            let (unknownStatus, unknownResult) = try await runWorker(unknown, in: directory)
             #expect(unknownStatus == 1 && unknownResult?.outcome == .error)
             #expect(unknownResult?.message?.contains("no-such-task") == true)
 
             var wrongInputs = failing
             wrongInputs.taskName = "double"
             wrongInputs.resultPath = "\(directory)/wrong.json"
-            #expect(try runWorker(wrongInputs, in: directory).result?.message?.contains("takes 1 inputs") == true)
+            #expect(try await runWorker(wrongInputs, in: directory).result?.message?.contains("takes 1 inputs") == true)
         }
     }
 }

@@ -301,3 +301,35 @@ import Testing
         }
     }
 }
+
+/// The run log's hand-written JSON lines read back as the very events written.
+@Suite struct RunLogTests {
+    @Test func runLogLinesRoundTripThroughTheDecoder() throws {
+        try withTemporaryRunLog { log, path in
+            var event = RunLogEvent.testing(kind: .attempt, runID: "run \"quoted\" \\ back")
+            event.task = "task\nwith\tcontrol\u{01} and ünïcode ✓"
+            event.executor = "local"
+            event.attempt = 3
+            event.start = Date(timeIntervalSince1970: 1_763_758_000.25)
+            event.end = Date(timeIntervalSince1970: 1_763_758_001.5)
+            event.outcome = .failed
+            event.message = "boom"
+            event.bytesIn = 12
+            event.bytesOut = 34
+            event.value = Materializer.ValueRecord(
+                id: ObjectID(deriving: "v"), name: "v", policy: .final, byteCount: 34, files: ["/a b/c.dfspill", "x"],
+                inMemory: false, remainingConsumers: 0, reason: "final: a leaf")
+            event.logFile = "/tmp/log"
+            var finished = RunLogEvent.testing(kind: .runFinished, runID: "r")
+            finished.taskCount = 5
+            finished.succeeded = 4
+            finished.failed = 1
+            finished.skipped = 0
+            log.append(event)
+            log.append(finished)
+            log.flush()
+            let read = try RunLog.read(at: path)
+            #expect(read == [event, finished])
+        }
+    }
+}

@@ -14,6 +14,8 @@ struct _AttemptReport: @unchecked Sendable {  // the handle is passed from the a
     let end: Date
     let bytesIn: Int
     let logPath: String
+    /// The attempt wrote to its log file (so it exists).
+    let logWritten: Bool
 }
 
 /// Everything one attempt on the local executor needs; runs in a child task.
@@ -33,8 +35,11 @@ struct _AttemptContext: Sendable {
     /// store (in place if the task made it there), outcome classified by cause.
     func run() async -> _AttemptReport {
         let start = Date()
+        let sink = _LogSink(path: logPath)
         func report(_ outcome: AttemptOutcome, _ output: ObjectHandle? = nil, _ message: String? = nil, bytesIn: Int = 0) -> _AttemptReport {
-            _AttemptReport(index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: start, end: Date(), bytesIn: bytesIn, logPath: logPath)
+            _AttemptReport(
+                index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: start, end: Date(),
+                bytesIn: bytesIn, logPath: logPath, logWritten: sink.wroteAnything || FileManager.default.fileExists(atPath: logPath) && node.isShell)
         }
         var handles: [ObjectHandle] = []
         var inputFiles: [String] = []
@@ -51,13 +56,13 @@ struct _AttemptContext: Sendable {
         let bytesIn = node.isShell
             ? inputs.reduce(0) { $0 + ((try? materializer.record(for: $1).byteCount) ?? 0) }
             : handles.reduce(0) { $0 + $1.byteCount }
-        let sink = _LogSink(path: logPath)
         let logger = Logger(label: "dataflow.task.\(node.name)") { _ in _AttemptLogHandler(sink: sink) }
         let outputID = ObjectID(deriving: "\(runID)/\(node.name)/\(attempt)")
         var attemptContext = TaskContext(taskName: node.name, attempt: attempt, runID: runID, store: store, logger: logger, outputID: outputID)
         attemptContext.inputFiles = inputFiles
         attemptContext.attemptDirectory = "\(runDirectory)/shell/\(RunLog.safeFileName(node.name)).\(attempt)"
         attemptContext.logPath = logPath
+        attemptContext.timeoutSeconds = node.options.timeoutSeconds
         let context = attemptContext
         do {
             let inputHandles = handles

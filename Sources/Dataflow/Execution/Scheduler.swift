@@ -272,7 +272,7 @@ final class _Scheduler {
         event.outcome = report.outcome
         event.message = report.message
         event.bytesIn = report.bytesIn
-        event.logFile = FileManager.default.fileExists(atPath: report.logPath) ? report.logPath : nil
+        event.logFile = report.logWritten ? report.logPath : nil
 
         if report.outcome == .succeeded, let handle = report.output {
             event.bytesOut = handle.byteCount

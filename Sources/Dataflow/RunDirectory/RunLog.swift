@@ -18,10 +18,14 @@ public final class RunLog: @unchecked Sendable {  // `file` is only touched unde
 
     private let lock = NSLock()
     private let file: FileHandle
-    private let encoder: JSONEncoder
     /// Lines not yet written: one write per 64 KiB rather than one syscall per event.
-    private var buffer = Data()
+    private var buffer: [UInt8] = []
     private static let flushThreshold = 64 * 1024
+
+    /// A run log in `directory`, for tools and tests that write one outside a run.
+    public convenience init(testingDirectory directory: String) throws(DataflowError) {
+        try self.init(directory: directory)
+    }
 
     init(directory: String) throws(DataflowError) {
         self.directory = directory
@@ -38,9 +42,7 @@ public final class RunLog: @unchecked Sendable {  // `file` is only touched unde
         } catch {
             throw DataflowError(.runDirectory, "cannot create run directory '\(directory)': \(error)")
         }
-        encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
+        buffer.reserveCapacity(Self.flushThreshold + 4096)
     }
 
     deinit {
@@ -49,24 +51,22 @@ public final class RunLog: @unchecked Sendable {  // `file` is only touched unde
     }
 
     /// Appends one event as a line of JSON (buffered; see `flush`).
-    func append(_ event: RunLogEvent) {
+    public func append(_ event: RunLogEvent) {
         lock.withLock {
-            guard let line = try? encoder.encode(event) else { return }
-            buffer.append(line)
-            buffer.append(UInt8(ascii: "\n"))
+            event.jsonLine(into: &buffer)
             if buffer.count >= Self.flushThreshold { writeBuffer() }
         }
     }
 
     /// Writes buffered lines to the file. The scheduler flushes at the end of a run and after
     /// every event that ends or fails a task's last attempt, so a crash loses little.
-    func flush() {
+    public func flush() {
         lock.withLock { writeBuffer() }
     }
 
     private func writeBuffer() {
         guard !buffer.isEmpty else { return }
-        file.write(buffer)
+        file.write(Data(buffer))
         buffer.removeAll(keepingCapacity: true)
     }
 
@@ -83,7 +83,7 @@ public final class RunLog: @unchecked Sendable {  // `file` is only touched unde
     public static func read(at path: String) throws -> [RunLogEvent] {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .secondsSince1970
         return try text.split(separator: "\n").map { try decoder.decode(RunLogEvent.self, from: Data($0.utf8)) }
     }
 }
@@ -124,9 +124,17 @@ public struct RunLogEvent: Codable, Sendable, Equatable {
         self.time = Date()
         self.runID = runID
     }
+
+    /// An event for tests and tools, at a time that survives the run log's seconds encoding.
+    public static func testing(kind: Kind, runID: String) -> RunLogEvent {
+        var event = RunLogEvent(kind: kind, runID: runID)
+        event.time = Date(timeIntervalSince1970: 1_763_758_000.5)
+        return event
+    }
 }
 
 /// A swift-log handler that writes an attempt's log lines to its log file.
+/// (Dates in its lines are ISO 8601 for people; the run log's are seconds since 1970.)
 struct _AttemptLogHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .info
@@ -149,6 +157,9 @@ final class _LogSink: @unchecked Sendable {  // `handle` is only touched under `
     private var handle: FileHandle?
 
     init(path: String) { self.path = path }
+
+    /// Whether anything was written (so the file exists), without asking the file system.
+    var wroteAnything: Bool { lock.withLock { handle != nil } }
 
     func write(_ text: String) {
         lock.withLock {

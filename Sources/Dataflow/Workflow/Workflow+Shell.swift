@@ -97,13 +97,25 @@ enum _ShellRunner {
         let exited = _ProcessExit()
         process.terminationHandler = { _ in exited.signal() }
         try process.run()
+        let group = -process.processIdentifier
+        // The timeout is enforced here too, on a Dispatch timer: the Swift-concurrency pool that
+        // runs `_withTimeout` can be busy (blocking task bodies), and the command must still stop.
+        let timedOut = _ProcessExit()
+        if let timeout = context.timeoutSeconds {
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+                guard process.isRunning else { return }
+                timedOut.signal()
+                kill(group, SIGTERM)
+                DispatchQueue.global().asyncAfter(deadline: .now() + 2) { kill(group, SIGKILL) }
+            }
+        }
         await withTaskCancellationHandler {
             await exited.wait()
         } onCancel: {
-            let group = -process.processIdentifier
             kill(group, SIGTERM)  // then SIGKILL if anything lingers
             DispatchQueue.global().asyncAfter(deadline: .now() + 2) { kill(group, SIGKILL) }
         }
+        if timedOut.hasFired { throw _TimedOut() }
         try Task.checkCancellation()
         guard process.terminationReason == .exit else {
             throw ShellCommandFailed(message: "command was killed by signal \(process.terminationStatus) (see \(context.logPath))")
@@ -132,6 +144,9 @@ final class _ProcessExit: @unchecked Sendable {  // `fired` and `waiter` are gua
         }
         continuation?.resume()
     }
+
+    /// Whether `signal` ran.
+    var hasFired: Bool { lock.withLock { fired } }
 
     func wait() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

@@ -201,6 +201,8 @@ public struct TaskContext: Sendable {
     var attemptDirectory: String = ""
     /// This attempt's log file.
     var logPath: String = ""
+    /// The task's timeout (shell tasks enforce it on their command themselves).
+    var timeoutSeconds: Double?
 
     @TaskLocal public static var current: TaskContext?
 
