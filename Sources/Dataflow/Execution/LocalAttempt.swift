@@ -30,6 +30,8 @@ struct _AttemptContext: Sendable {
     let materializer: Materializer
     let runDirectory: String
     let logPath: String
+    /// The task's name as a file-name stem (computed once per task).
+    let fileStem: String
 
     /// Runs the task's function: inputs from the store (restored if spilled), output into the
     /// store (in place if the task made it there), outcome classified by cause.
@@ -39,7 +41,9 @@ struct _AttemptContext: Sendable {
         func report(_ outcome: AttemptOutcome, _ output: ObjectHandle? = nil, _ message: String? = nil, bytesIn: Int = 0) -> _AttemptReport {
             _AttemptReport(
                 index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: start, end: Date(),
-                bytesIn: bytesIn, logPath: logPath, logWritten: sink.wroteAnything || FileManager.default.fileExists(atPath: logPath) && node.isShell)
+                bytesIn: bytesIn, logPath: logPath,
+                // A shell command writes its log itself; a function task only through the sink.
+                logWritten: sink.wroteAnything || (node.isShell && FileManager.default.fileExists(atPath: logPath)))
         }
         var handles: [ObjectHandle] = []
         var inputFiles: [String] = []
@@ -60,7 +64,7 @@ struct _AttemptContext: Sendable {
         let outputID = ObjectID(deriving: "\(runID)/\(node.name)/\(attempt)")
         var attemptContext = TaskContext(taskName: node.name, attempt: attempt, runID: runID, store: store, logger: logger, outputID: outputID)
         attemptContext.inputFiles = inputFiles
-        attemptContext.attemptDirectory = "\(runDirectory)/shell/\(RunLog.safeFileName(node.name)).\(attempt)"
+        attemptContext.attemptDirectory = node.isShell ? "\(runDirectory)/shell/\(fileStem).\(attempt)" : ""
         attemptContext.logPath = logPath
         attemptContext.timeoutSeconds = node.options.timeoutSeconds
         let context = attemptContext

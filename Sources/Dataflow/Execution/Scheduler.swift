@@ -129,6 +129,8 @@ final class _Scheduler {
     private(set) var failures: [DataflowError.TaskFailure] = []
     private var succeeded = 0
     private let progress: _ProgressLine
+    /// Each task's name as a file-name stem, computed once (`RunLog.safeFileName` is not cheap).
+    private let fileStems: [String]
 
     init(workflow: Workflow, options: RunOptions, runID: String, requested: Set<Int>, store: SharedObjectStore,
          spill: SpillManager, materializer: Materializer, log: RunLog) {
@@ -142,6 +144,7 @@ final class _Scheduler {
         self.materializer = materializer
         self.log = log
         self.progress = _ProgressLine(runID: runID, taskCount: workflow.nodes.count, mode: options.progress, writer: options.progressWriter)
+        self.fileStems = workflow.nodes.map { RunLog.safeFileName($0.name) }
         let count = nodes.count
         state = [State](repeating: .waiting, count: count)
         waitingOn = nodes.map { $0.dependencies.count }
@@ -249,10 +252,10 @@ final class _Scheduler {
         attempts[index] += 1
         let attempt = attempts[index]
         let inputs = node.inputs.map { outputs[$0]! }
-        let logPath = log.attemptLogPath(task: node.name, attempt: attempt)
+        let logPath = "\(log.logsDirectory)/\(fileStems[index]).\(attempt).log"
         let context = _AttemptContext(
             index: index, node: node, attempt: attempt, inputs: inputs, runID: runID, store: store, spill: spill,
-            materializer: materializer, runDirectory: log.directory, logPath: logPath)
+            materializer: materializer, runDirectory: log.directory, logPath: logPath, fileStem: fileStems[index])
         group.addTask { await .finished(context.run()) }
     }
 

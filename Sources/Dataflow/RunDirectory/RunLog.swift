@@ -13,8 +13,8 @@ import ObjectStore
 /// - Note: Thread-safe: appends are serialised by a lock.
 public final class RunLog: @unchecked Sendable {  // `file` is only touched under `lock`
     public let directory: String
-    public var logPath: String { "\(directory)/run.jsonl" }
-    public var logsDirectory: String { "\(directory)/logs" }
+    public let logPath: String
+    public let logsDirectory: String
 
     private let lock = NSLock()
     private let file: FileHandle
@@ -29,6 +29,8 @@ public final class RunLog: @unchecked Sendable {  // `file` is only touched unde
 
     init(directory: String) throws(DataflowError) {
         self.directory = directory
+        self.logPath = "\(directory)/run.jsonl"
+        self.logsDirectory = "\(directory)/logs"
         do {
             for path in [directory, "\(directory)/logs"] {
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -102,6 +102,12 @@ struct _JSONObjectWriter {
     /// A JSON string: quotes, backslashes and control characters escaped; UTF-8 as is.
     private mutating func appendString(_ value: String) {
         out.append(UInt8(ascii: "\""))
+        // Fast path: most strings need no escaping, and are copied whole.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: value.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
