@@ -76,24 +76,9 @@ struct _AttemptContext: Sendable {
             }
             let handle = try output.existingHandle(in: store) ?? put(output.value, id: outputID)
             return report(.succeeded, handle, nil, bytesIn: bytesIn)
-        } catch let preempted as TaskPreempted {
-            logger.warning("preempted: \(preempted.reason)")
-            return report(.preempted, nil, preempted.reason, bytesIn: bytesIn)
-        } catch is _TimedOut {
-            let message = "timed out after \(node.options.timeoutSeconds ?? 0) s"
-            logger.error("\(message)")
-            return report(.failed, nil, message, bytesIn: bytesIn)
-        } catch is CancellationError where Task.isCancelled {
-            return report(.cancelled, nil, "run cancelled", bytesIn: bytesIn)
-        } catch let error as ObjectStoreError {
-            logger.error("\(error)")
-            return report(.error, nil, error.message, bytesIn: bytesIn)
-        } catch let error as MaterializeError {
-            logger.error("\(error)")
-            return report(.error, nil, error.message, bytesIn: bytesIn)
         } catch {
-            logger.error("task threw: \(error)")
-            return report(.failed, nil, "\(error)", bytesIn: bytesIn)
+            let (outcome, message) = _classifyAttemptError(error, timeoutSeconds: node.options.timeoutSeconds, logger: logger)
+            return report(outcome, nil, message, bytesIn: bytesIn)
         }
     }
 
@@ -103,6 +88,31 @@ struct _AttemptContext: Sendable {
         var builder = try spill.create(id, byteCount: encoding.byteCount, typeTag: type(of: value).typeTag, waitingUpTo: 60)
         try builder.withMutableBytes { span in try encoding.write(&span) }
         return try builder.seal()
+    }
+}
+
+/// How an attempt that threw `error` ended, by cause, and why in words; logs it to the
+/// attempt's log. Shared by the local executor and worker mode.
+func _classifyAttemptError(_ error: any Error, timeoutSeconds: Double?, logger: Logger) -> (AttemptOutcome, String) {
+    switch error {
+    case let preempted as TaskPreempted:
+        logger.warning("preempted: \(preempted.reason)")
+        return (.preempted, preempted.reason)
+    case is _TimedOut:
+        let message = "timed out after \(timeoutSeconds ?? 0) s"
+        logger.error("\(message)")
+        return (.failed, message)
+    case is CancellationError where Task.isCancelled:
+        return (.cancelled, "run cancelled")
+    case let store as ObjectStoreError:
+        logger.error("\(store)")
+        return (.error, store.message)
+    case let materialize as MaterializeError:
+        logger.error("\(materialize)")
+        return (.error, materialize.message)
+    default:
+        logger.error("task threw: \(error)")
+        return (.failed, "\(error)")
     }
 }
 

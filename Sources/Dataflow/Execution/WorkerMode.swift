@@ -157,17 +157,9 @@ extension Workflow {
             try? FileManager.default.createDirectory(atPath: "\(spec.runDirectory)/exchange", withIntermediateDirectories: true)
             try SpillFile.write(handle, to: path)
             return WorkerResult(outcome: .succeeded, output: .file(path), message: nil, bytesIn: bytesIn)
-        } catch let preempted as TaskPreempted {
-            return WorkerResult(outcome: .preempted, output: nil, message: preempted.reason, bytesIn: bytesIn)
-        } catch let error as ObjectStoreError {
-            logger.error("\(error)")
-            return WorkerResult(outcome: .error, output: nil, message: error.message, bytesIn: bytesIn)
-        } catch let error as MaterializeError {
-            logger.error("\(error)")
-            return WorkerResult(outcome: .error, output: nil, message: error.message, bytesIn: bytesIn)
         } catch {
-            logger.error("task threw: \(error)")
-            return WorkerResult(outcome: .failed, output: nil, message: "\(error)", bytesIn: bytesIn)
+            let (outcome, message) = _classifyAttemptError(error, timeoutSeconds: node.options.timeoutSeconds, logger: logger)
+            return WorkerResult(outcome: outcome, output: nil, message: message, bytesIn: bytesIn)
         }
     }
 }

@@ -8,21 +8,8 @@ public enum RawValueFile {
     /// Writes the object's bytes to `path`.
     /// - Throws: `.ioFailed` naming the path.
     public static func write(_ handle: ObjectHandle, to path: String) throws(MaterializeError) {
-        let temporaryPath = "\(path).tmp-\(_FileSyscall.processID())-\(ObjectID.random().description.prefix(8))"
-        let fd: Int32
-        switch _FileSyscall.createExclusive(temporaryPath) {
-        case .success(let value): fd = value
-        case .failure(let errno): throw .io("open", errno, path: temporaryPath, while: "creating value file")
+        try SpillFile.writeSafely(to: path, what: "value file") { fd, temporaryPath throws(MaterializeError) in
+            try SpillFile.check(handle.withUnsafeBytes { _FileSyscall.writeAll(fd, $0, at: 0) }, "pwrite", temporaryPath, "writing value file")
         }
-        var renamed = false
-        defer {
-            _FileSyscall.close(fd)
-            if !renamed { _ = _FileSyscall.unlink(temporaryPath) }
-        }
-        try SpillFile.check(handle.withUnsafeBytes { _FileSyscall.writeAll(fd, $0, at: 0) }, "pwrite", temporaryPath, "writing value file")
-        try SpillFile.check(_FileSyscall.sync(fd), "fsync", temporaryPath, "flushing value file")
-        try SpillFile.check(_FileSyscall.rename(temporaryPath, path), "rename", path, "moving value file into place")
-        renamed = true
-        try SpillFile.syncDirectory(containing: path)
     }
 }

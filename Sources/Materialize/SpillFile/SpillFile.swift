@@ -40,35 +40,47 @@ public enum SpillFile {
     @discardableResult
     public static func write(_ handle: ObjectHandle, to path: String, compression: Compression = .adaptive) throws(MaterializeError) -> SpillFileHeader {
         let codec = chooseCodec(for: handle, compression)
+        var written: SpillFileHeader?
+        try writeSafely(to: path, what: "spill file") { fd, temporaryPath throws(MaterializeError) in
+            let header = try handle.withUnsafeBytes { bytes throws(MaterializeError) -> SpillFileHeader in
+                let payload: (stored: Int, payloadChecksum: UInt64, rawChecksum: UInt64)
+                switch codec {
+                case .raw: payload = try writeRaw(bytes, fd: fd, path: temporaryPath)
+                case .lz4Frame: payload = try writeLZ4(bytes, fd: fd, path: temporaryPath)
+                }
+                return SpillFileHeader(
+                    codec: codec, rawByteCount: bytes.count, storedByteCount: payload.stored,
+                    payloadChecksum: payload.payloadChecksum, rawChecksum: payload.rawChecksum,
+                    objectID: handle.id, typeTag: handle.typeTag, objectGeneration: handle.generation)
+            }
+            let encoded = header.encoded()
+            try check(encoded.withUnsafeBytes { _FileSyscall.writeAll(fd, $0, at: 0) }, "pwrite", temporaryPath, "writing spill-file header")
+            written = header
+        }
+        return written!
+    }
+
+    /// Writes a file safely: `body` fills a new temporary file (mode 0600) in the same
+    /// directory, which is then fsynced and renamed over `path`, and the directory fsynced; a
+    /// crash leaves either the old state or the complete file. On an error the temporary file
+    /// is removed. `what` names the file in errors ("spill file").
+    static func writeSafely(to path: String, what: String, _ body: (_ fd: Int32, _ temporaryPath: String) throws(MaterializeError) -> Void) throws(MaterializeError) {
         let temporaryPath = "\(path).tmp-\(_FileSyscall.processID())-\(ObjectID.random().description.prefix(8))"
         let fd: Int32
         switch _FileSyscall.createExclusive(temporaryPath) {
         case .success(let value): fd = value
-        case .failure(let errno): throw .io("open", errno, path: temporaryPath, while: "creating spill file")
+        case .failure(let errno): throw .io("open", errno, path: temporaryPath, while: "creating \(what)")
         }
         var renamed = false
         defer {
             _FileSyscall.close(fd)
             if !renamed { _ = _FileSyscall.unlink(temporaryPath) }
         }
-        let header = try handle.withUnsafeBytes { bytes throws(MaterializeError) -> SpillFileHeader in
-            let payload: (stored: Int, payloadChecksum: UInt64, rawChecksum: UInt64)
-            switch codec {
-            case .raw: payload = try writeRaw(bytes, fd: fd, path: temporaryPath)
-            case .lz4Frame: payload = try writeLZ4(bytes, fd: fd, path: temporaryPath)
-            }
-            return SpillFileHeader(
-                codec: codec, rawByteCount: bytes.count, storedByteCount: payload.stored,
-                payloadChecksum: payload.payloadChecksum, rawChecksum: payload.rawChecksum,
-                objectID: handle.id, typeTag: handle.typeTag, objectGeneration: handle.generation)
-        }
-        let encoded = header.encoded()
-        try check(encoded.withUnsafeBytes { _FileSyscall.writeAll(fd, $0, at: 0) }, "pwrite", temporaryPath, "writing spill-file header")
-        try check(_FileSyscall.sync(fd), "fsync", temporaryPath, "flushing spill file")
-        try check(_FileSyscall.rename(temporaryPath, path), "rename", path, "moving spill file into place")
+        try body(fd, temporaryPath)
+        try check(_FileSyscall.sync(fd), "fsync", temporaryPath, "flushing \(what)")
+        try check(_FileSyscall.rename(temporaryPath, path), "rename", path, "moving \(what) into place")
         renamed = true
         try syncDirectory(containing: path)
-        return header
     }
 
     /// Which codec `write` uses for this value.
