@@ -103,6 +103,28 @@ import Testing
         }
     }
 
+    /// Recovery repairs a table damaged mid-operation in place: a gap in a probe run (an entry
+    /// lost mid-delete, stranding the displaced entry behind it) and a duplicate (a shift cut off
+    /// between copy and clear). Every other object stays reachable, the lost one's block is
+    /// freed, and the heap adds up.
+    @Test func recoveryRepairsAGapAndADuplicateInPlace() throws {
+        try withStore(capacity: 4 << 20, options: StoreOptions(maxObjects: 600)) { store in
+            // 500 objects in a 2,048-slot table: plenty of displaced entries.
+            let ids = (0..<500).map { ObjectID(deriving: "recover-\($0)") }
+            for (index, id) in ids.enumerated() { try store.put(patternBytes(100 + index % 50, seed: index), id: id) }
+            let damage = try #require(try store._testingDamageTableAndRecover())
+            #expect(damage.dropped == 1)  // the duplicate
+            try store.verifyIntegrity()
+            #expect(!store.contains(damage.removed))
+            #expect(store.contains(damage.stranded) && store.contains(damage.duplicated))
+            for (index, id) in ids.enumerated() where id != damage.removed {
+                #expect(try store.get(id).copyBytes() == patternBytes(100 + index % 50, seed: index))
+            }
+            let stats = try store.statistics()
+            #expect(stats.objectCount == 499 && stats.lockOwnerDeathRecoveries == 1)
+        }
+    }
+
     @Test func deadProcessesAreSweptWhenAnotherAttaches() throws {
         try withStore { store in
             let id = ObjectID.random()

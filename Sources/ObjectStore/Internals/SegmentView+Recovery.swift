@@ -86,7 +86,7 @@ extension _SegmentView {
     /// type, creator slot out of range), duplicated (same id and generation) or overlapping an
     /// earlier entry's block are dropped. Returns the number of entries dropped.
     func rebuildAfterOwnerDeath() -> Int {
-        struct Saved { var bytes: [UInt64]; var id: ObjectID; var generation: UInt64; var blockOffset: Int; var blockSize: Int; var state: _EntryState }
+        struct Saved { var slot: Int; var id: ObjectID; var generation: UInt64; var blockOffset: Int; var blockSize: Int; var state: _EntryState }
         var saved: [Saved] = []
         var dropped = 0
         let types = typeCount
@@ -104,8 +104,7 @@ extension _SegmentView {
                 dropped += 1
                 continue
             }
-            let words = (0..<8).map { current.fields.u64($0 * 8) }
-            saved.append(Saved(bytes: words, id: current.id, generation: current.generation, blockOffset: blockOffset, blockSize: blockSize, state: state))
+            saved.append(Saved(slot: index, id: current.id, generation: current.generation, blockOffset: blockOffset, blockSize: blockSize, state: state))
         }
         // Deduplicate (a backward shift may have been cut off between copy and clear).
         saved.sort { ($0.blockOffset, $0.generation) < ($1.blockOffset, $1.generation) }
@@ -129,13 +128,32 @@ extension _SegmentView {
             if stale { dropped += 1 }
             return stale
         }
-        // Clear the table and re-insert.
-        (base + _Layout.objectTableOffset).initializeMemory(as: UInt8.self, repeating: 0, count: tableSlotCount * _Layout.slotByteCount)
-        for candidate in kept {
-            let slot = entry(emptySlot(for: candidate.id))
-            for (wordIndex, word) in candidate.bytes.enumerated() where wordIndex < 7 { slot.fields.setU64(wordIndex * 8, word) }
-            slot.fields.setU32(56, UInt32(truncatingIfNeeded: candidate.bytes[7]))  // type index, creator, spare
-            slot.state = candidate.state
+        // Repair the table in place, so that this recovery can itself be cut off by a crash and
+        // redone by the next locker without losing an entry: first drop what is not kept...
+        let keptSlots = Set(kept.map(\.slot))
+        for index in 0..<tableSlotCount where entry(index).fields.u32(60) != 0 && !keptSlots.contains(index) {
+            entry(index).fields.setU32(60, _EntryState.empty.rawValue)
+        }
+        // ...then move every entry stranded behind an empty slot of its probe run to the first
+        // empty slot of that run, copying before clearing (a crash leaves a duplicate, which
+        // the next recovery drops). Each move brings an entry closer to its home, so this ends.
+        var moved = true
+        while moved {
+            moved = false
+            for index in 0..<tableSlotCount {
+                let current = entry(index)
+                guard current.state != .empty else { continue }
+                var probe = homeSlot(current.id)
+                while probe != index {
+                    if entry(probe).state == .empty {
+                        entry(probe).copy(from: current)
+                        current.state = .empty
+                        moved = true
+                        break
+                    }
+                    probe = (probe + 1) & tableMask
+                }
+            }
         }
         rebuildHeap(usedBlocks: kept.map { ($0.blockOffset, $0.blockSize, $0.id.low) })
         storeCounters(recomputedCounters())
