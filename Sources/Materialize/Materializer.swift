@@ -48,7 +48,7 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         /// The after-last-consumer step ran (it runs once, whatever is reported afterwards).
         var finished = false
     }
-    private let lock = NSLock()
+    private let lock = _AdaptiveLock()
     private var values: [ObjectID: Value] = [:]
 
     /// - Throws: `.ioFailed` naming a directory that cannot be created.
@@ -86,24 +86,33 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
             try SpillFile.write(handle, to: path)
             files.append(path)
         }
-        let merged = lock.withLock { () -> ValueRecord? in
-            guard var existing = values[handle.id], !existing.finished else { return nil }
-            existing.record.remainingConsumers += facts.remainingConsumers
-            existing.record.files += files
-            existing.record.reason += "; also the output of '\(name)' (passed through unchanged)"
-            existing.plan.freeAfterLastConsumer = existing.plan.freeAfterLastConsumer && plan.freeAfterLastConsumer
-            existing.plan.keepFilesAfterLastConsumer = existing.plan.keepFilesAfterLastConsumer || plan.keepFilesAfterLastConsumer
-            existing.plan.pinnedInMemory = existing.plan.pinnedInMemory || plan.pinnedInMemory
-            values[handle.id] = existing
-            return existing.record
-        }
-        if let merged { return merged }
         let record = ValueRecord(
             id: handle.id, name: name, policy: policy, byteCount: handle.byteCount, files: files,
             inMemory: true, remainingConsumers: facts.remainingConsumers, reason: plan.reason)
-        lock.withLock { values[handle.id] = Value(record: record, plan: plan) }
-        if facts.remainingConsumers <= 0 { return try finish(handle.id) }
-        return record
+        // A kept value with no consumers and no files to remove finishes with nothing to do.
+        let finishesNow = facts.remainingConsumers <= 0
+        let nothingToDo = !plan.freeAfterLastConsumer && (plan.keepFilesAfterLastConsumer || files.isEmpty)
+        let (registered, merged) = lock.withLock { () -> (ValueRecord, Bool) in
+            if var existing = values[handle.id], !existing.finished {
+                existing.record.remainingConsumers += facts.remainingConsumers
+                existing.record.files += files
+                existing.record.reason += "; also the output of '\(name)' (passed through unchanged)"
+                existing.plan.freeAfterLastConsumer = existing.plan.freeAfterLastConsumer && plan.freeAfterLastConsumer
+                existing.plan.keepFilesAfterLastConsumer = existing.plan.keepFilesAfterLastConsumer || plan.keepFilesAfterLastConsumer
+                existing.plan.pinnedInMemory = existing.plan.pinnedInMemory || plan.pinnedInMemory
+                values[handle.id] = existing
+                return (existing.record, true)
+            }
+            values[handle.id] = Value(record: record, plan: plan, finished: finishesNow && nothingToDo)
+            return (record, false)
+        }
+        if merged || !finishesNow || nothingToDo { return registered }
+        return try finish(handle.id)
+    }
+
+    /// Makes room in the bookkeeping for `count` more values (a run knows how many it makes).
+    public func reserveCapacity(_ count: Int) {
+        lock.withLock { values.reserveCapacity(values.count + count) }
     }
 
     /// The value's bytes as a plain file (`exchange/<name>.bin`, see `RawValueFile`) for a
@@ -141,15 +150,15 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
     /// plan says. Returns the updated record.
     @discardableResult
     public func consumerFinished(_ id: ObjectID) throws(MaterializeError) -> ValueRecord {
-        let step = lock.withLock { () -> (remaining: Int, finished: Bool)? in
+        let step = lock.withLock { () -> (record: ValueRecord, finish: Bool)? in
             guard var value = values[id] else { return nil }
             value.record.remainingConsumers = max(0, value.record.remainingConsumers - 1)
             values[id] = value
-            return (value.record.remainingConsumers, value.finished)
+            // Finish once: a late or repeated report must not delete a new object that reuses the id.
+            return (value.record, value.record.remainingConsumers == 0 && !value.finished)
         }
         guard let step else { throw unknown(id) }
-        // Finish once: a late or repeated report must not delete a new object that reuses the id.
-        return step.remaining == 0 && !step.finished ? try finish(id) : try lookup(id).record
+        return step.finish ? try finish(id) : step.record
     }
 
     /// The record of a value.

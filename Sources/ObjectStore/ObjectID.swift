@@ -49,7 +49,15 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible,
 
     /// 32 lowercase hex digits.
     public var description: String {
-        Self.hex(high) + Self.hex(low)
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            for position in 0..<32 {
+                let value = position < 16 ? high : low
+                let nibble = Int((value >> UInt64(60 - 4 * (position & 15))) & 0xf)
+                buffer[position] = digits.utf8Start[nibble]
+            }
+            return 32
+        }
     }
 
     public static func < (lhs: ObjectID, rhs: ObjectID) -> Bool {
@@ -79,11 +87,6 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible,
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
         z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
         return z ^ (z >> 31)
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     private static func hexValue(_ character: UInt8) -> UInt8? {

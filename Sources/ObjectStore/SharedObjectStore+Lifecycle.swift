@@ -103,10 +103,13 @@ extension SharedObjectStore {
     /// otherwise as soon as the last reference is released. Either way its id is free for a new
     /// object at once, and `get` no longer finds it.
     ///
+    /// - Returns: what was deleted (its size, whether its bytes were freed at once, and whether a
+    ///   file copy was recorded for it with `setHasFileCopy`).
     /// - Throws: `.objectNotFound`; `.objectNotSealed` (only its creator may abandon an object
     ///   being created, by dropping or aborting its builder).
-    public func delete(_ id: ObjectID) throws(ObjectStoreError) {
-        try withLock { view, _ throws(ObjectStoreError) in
+    @discardableResult
+    public func delete(_ id: ObjectID) throws(ObjectStoreError) -> DeletedObject {
+        try withLock { view, _ throws(ObjectStoreError) -> DeletedObject in
             guard let index = view.findLive(id) else {
                 throw ObjectStoreError(.objectNotFound, "cannot delete object \(id): no such object in store '\(name)'", store: name, object: id)
             }
@@ -114,12 +117,27 @@ extension SharedObjectStore {
             guard current.state == .sealed else {
                 throw ObjectStoreError(.objectNotSealed, "cannot delete object \(id) in store '\(name)': it is still being created", store: name, object: id)
             }
+            let deleted = DeletedObject(byteCount: current.byteCount, freedNow: current.holders == 0, hadFileCopy: current.hasFileCopy)
             if current.holders == 0 {
                 view.freeEntry(at: index)
             } else {
                 view.updateCounters(byteCount: current.byteCount, from: .sealed, fromHolders: current.holders, to: .deletePending, toHolders: current.holders)
                 current.state = .deletePending
             }
+            return deleted
+        }
+    }
+
+    /// Records whether a file (e.g. a spill file) holds a copy of sealed object `id`, so that
+    /// whoever deletes it learns to remove that file too (`DeletedObject.hadFileCopy`). The mark
+    /// goes with the object: a new object under the same id starts without it.
+    /// - Throws: `.objectNotFound` when there is no such sealed object (e.g. it was deleted).
+    public func setHasFileCopy(_ id: ObjectID, _ hasFileCopy: Bool) throws(ObjectStoreError) {
+        try withLock { view, _ throws(ObjectStoreError) in
+            guard let index = view.findLive(id), view.entry(index).state == .sealed else {
+                throw ObjectStoreError(.objectNotFound, "cannot mark object \(id) as having a file copy: no such sealed object in store '\(name)'", store: name, object: id)
+            }
+            view.entry(index).hasFileCopy = hasFileCopy
         }
     }
 

@@ -29,14 +29,14 @@ struct _AttemptContext: Sendable {
     let spill: SpillManager
     let materializer: Materializer
     let runDirectory: String
-    let logPath: String
-    /// The task's name as a file-name stem (computed once per task).
-    let fileStem: String
+    let logsDirectory: String
 
     /// Runs the task's function: inputs from the store (restored if spilled), output into the
     /// store (in place if the task made it there), outcome classified by cause.
     func run() async -> _AttemptReport {
         let start = Date()
+        let fileStem = RunLog.safeFileName(node.name)
+        let logPath = "\(logsDirectory)/\(fileStem).\(attempt).log"
         let sink = _LogSink(path: logPath)
         func report(_ outcome: AttemptOutcome, _ output: ObjectHandle? = nil, _ message: String? = nil, bytesIn: Int = 0) -> _AttemptReport {
             _AttemptReport(

@@ -69,7 +69,7 @@ extension Workflow {
         let outcome = await scheduler.execute()
         let run = WorkflowRun(
             runID: runID, directory: directory, store: store, spill: spill, ownsStore: ownsStore,
-            resultIDs: scheduler.resultIDs(), records: materializer.records(), failures: scheduler.failures)
+            resultIDs: scheduler.resultIDs(), materializer: materializer, failures: scheduler.failures)
         if scheduler.cancelled {
             throw DataflowError(.runCancelled, "run '\(runID)' of workflow '\(name)' was cancelled")
         }
@@ -88,16 +88,24 @@ extension Workflow {
     }
 }
 
-/// The state of one run: which tasks wait, run, succeeded or failed. Driven by one async
-/// function (`execute`), which alone reads and writes it; attempts run in child tasks and report
-/// back as events.
-final class _Scheduler {
+/// The state of one run: which tasks wait, run, succeeded or failed.
+///
+/// Attempts run on *lanes*: `options.concurrency` child tasks that each take a ready task, run
+/// it, record how it ended and take the next one, with no hand-off to a coordinator in between
+/// (a chain runs on one lane without a task switch per hop). A lane with nothing to run parks
+/// until a finishing attempt, a due retry or cancellation wakes it; the last lane to find the run
+/// finished wakes the others and they all return.
+///
+/// - Note: Thread-safe: every mutable field is touched only under `lock`. Registering an output
+///   with the materializer (which may write a file) runs outside it.
+final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `lock`
     enum State { case waiting, ready, running, succeeded, failed, skipped }
 
-    /// What a child task reports.
-    enum Event: Sendable {
-        case finished(_AttemptReport)
-        case retryDue(Int)
+    /// What a lane does next.
+    private enum Step {
+        case run(_AttemptContext)
+        case park
+        case exit
     }
 
     let workflow: Workflow
@@ -109,13 +117,16 @@ final class _Scheduler {
     let spill: SpillManager
     let materializer: Materializer
     let log: RunLog
+    /// Dependents of each task (data and ordering edges). Immutable.
+    private let dependents: [[Int]]
+    /// How many tasks read each task's output. Immutable.
+    private let dataConsumers: [Int]
+    /// Values read by a shell task (they need a file). Immutable.
+    private let readByShell: [Bool]
 
+    private let lock = _AdaptiveLock()
     private var state: [State]
     private var waitingOn: [Int]
-    private var dependents: [[Int]]
-    private var dataConsumers: [Int]
-    /// Values read by a shell task (they need a file).
-    private var readByShell: [Bool]
     private var outputs: [ObjectID?]
     private var attempts: [Int]
     private var failureRetries: [Int]
@@ -125,12 +136,21 @@ final class _Scheduler {
     private var available: Resources
     private var running = 0
     private var stopping = false
-    private(set) var cancelled = false
-    private(set) var failures: [DataflowError.TaskFailure] = []
+    /// No lane will start anything again: parked lanes return.
+    private var finished = false
+    private var cancelledFlag = false
+    private var failureList: [DataflowError.TaskFailure] = []
     private var succeeded = 0
+    /// Lanes waiting for work.
+    private var parked: [CheckedContinuation<Void, Never>] = []
+    /// Retries waiting for their backoff, by timer.
+    private var retryTimers: [Int: Task<Void, Never>] = [:]
+    private var nextTimerKey = 0
+    /// Run-log events recorded under `lock`, appended to the log by the lane after it lets go.
+    private var unloggedEvents: [RunLogEvent] = []
+    /// The log is flushed once those events are appended (a task failed for good).
+    private var flushAfterLogging = false
     private let progress: _ProgressLine
-    /// Each task's name as a file-name stem, computed once (`RunLog.safeFileName` is not cheap).
-    private let fileStems: [String]
 
     init(workflow: Workflow, options: RunOptions, runID: String, requested: Set<Int>, store: SharedObjectStore,
          spill: SpillManager, materializer: Materializer, log: RunLog) {
@@ -144,28 +164,36 @@ final class _Scheduler {
         self.materializer = materializer
         self.log = log
         self.progress = _ProgressLine(runID: runID, taskCount: workflow.nodes.count, mode: options.progress, writer: options.progressWriter)
-        self.fileStems = workflow.nodes.map { RunLog.safeFileName($0.name) }
-        let count = nodes.count
-        state = [State](repeating: .waiting, count: count)
-        waitingOn = nodes.map { $0.dependencies.count }
-        dependents = [[Int]](repeating: [], count: count)
-        dataConsumers = [Int](repeating: 0, count: count)
-        readByShell = [Bool](repeating: false, count: count)
-        outputs = [ObjectID?](repeating: nil, count: count)
-        attempts = [Int](repeating: 0, count: count)
-        failureRetries = [Int](repeating: 0, count: count)
-        preemptionRetries = [Int](repeating: 0, count: count)
-        available = options.capacity
-        for (index, node) in nodes.enumerated() {
+        let count = workflow.nodes.count
+        var dependents = [[Int]](repeating: [], count: count)
+        var dataConsumers = [Int](repeating: 0, count: count)
+        var readByShell = [Bool](repeating: false, count: count)
+        for (index, node) in workflow.nodes.enumerated() {
             for dependency in node.dependencies { dependents[dependency].append(index) }
             for input in node.inputs {
                 dataConsumers[input] += 1
                 if node.isShell { readByShell[input] = true }
             }
         }
+        self.dependents = dependents
+        self.dataConsumers = dataConsumers
+        self.readByShell = readByShell
+        state = [State](repeating: .waiting, count: count)
+        waitingOn = workflow.nodes.map { $0.dependencies.count }
+        outputs = [ObjectID?](repeating: nil, count: count)
+        attempts = [Int](repeating: 0, count: count)
+        failureRetries = [Int](repeating: 0, count: count)
+        preemptionRetries = [Int](repeating: 0, count: count)
+        available = options.capacity
         ready.reserveCapacity(count)
+        materializer.reserveCapacity(count)
         for index in nodes.indices where waitingOn[index] == 0 { markReady(index) }
     }
+
+    /// Whether the run was cancelled. Read after `execute` returns.
+    var cancelled: Bool { lock.withLock { cancelledFlag } }
+    /// Tasks that failed for good. Read after `execute` returns.
+    var failures: [DataflowError.TaskFailure] { lock.withLock { failureList } }
 
     /// Runs the workflow to the end. Returns an infrastructure error, if one ended the run.
     func execute() async -> DataflowError? {
@@ -174,77 +202,164 @@ final class _Scheduler {
         started.message = "workflow '\(workflow.name)', store '\(store.name)', concurrency \(options.concurrency), capacity \(options.capacity)"
         log.append(started)
 
-        await withTaskGroup(of: Event.self) { group in
-            launchReady(&group)
-            while let event = await group.next() {
-                switch event {
-                case .finished(let report): handle(report)
-                case .retryDue(let index):
-                    if !stopping && state[index] == .waiting { markReady(index) }
-                }
-                flushRetries(&group)
-                if Task.isCancelled && !cancelled {
-                    cancelled = true
-                    stopping = true
-                    group.cancelAll()
-                }
-                if !stopping { launchReady(&group) }
-                showProgress(final: false)
+        let laneCount = max(1, min(options.concurrency, nodes.count))
+        await withTaskCancellationHandler {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<laneCount { group.addTask { await self.lane() } }
             }
+        } onCancel: {
+            self.cancelFromOutside()
         }
-        showProgress(final: true)
+        let timers = lock.withLock { () -> [Task<Void, Never>] in
+            defer { retryTimers.removeAll() }
+            return Array(retryTimers.values)
+        }
+        for timer in timers { timer.cancel() }
+
+        lock.withLock { showProgress(final: true) }
         cleanUp()
-        var finished = RunLogEvent(kind: .runFinished, runID: runID)
-        finished.taskCount = nodes.count
-        finished.succeeded = succeeded
-        finished.failed = failures.count
-        finished.skipped = state.filter { $0 == .skipped || $0 == .waiting || $0 == .ready }.count
-        finished.message = cancelled ? "cancelled" : (failures.isEmpty ? "succeeded" : "failed")
-        log.append(finished)
+        let (succeededCount, failedCount, skippedCount, wasCancelled) = lock.withLock {
+            (succeeded, failureList.count, state.filter { $0 == .skipped || $0 == .waiting || $0 == .ready }.count, cancelledFlag)
+        }
+        var finishedEvent = RunLogEvent(kind: .runFinished, runID: runID)
+        finishedEvent.taskCount = nodes.count
+        finishedEvent.succeeded = succeededCount
+        finishedEvent.failed = failedCount
+        finishedEvent.skipped = skippedCount
+        finishedEvent.message = wasCancelled ? "cancelled" : (failedCount == 0 ? "succeeded" : "failed")
+        log.append(finishedEvent)
         log.flush()
         return nil
     }
 
-    /// The object ids of the requested results that succeeded.
+    /// The object ids of the requested results that succeeded. Read after `execute` returns.
     func resultIDs() -> [String: ObjectID] {
-        var ids: [String: ObjectID] = [:]
-        for index in requested { if let id = outputs[index] { ids[nodes[index].name] = id } }
-        return ids
+        lock.withLock {
+            var ids: [String: ObjectID] = [:]
+            for index in requested { if let id = outputs[index] { ids[nodes[index].name] = id } }
+            return ids
+        }
+    }
+
+    // MARK: Lanes
+
+    /// One lane: take a ready task, run it, record how it ended; repeat until the run is over.
+    private func lane() async {
+        var report: _AttemptReport?
+        // This lane's batch of run-log events; its storage is handed back and forth with
+        // `unloggedEvents` rather than allocated per task.
+        var events: [RunLogEvent] = []
+        events.reserveCapacity(16)
+        while true {
+            let registered = report.map(registerOutput)
+            var wake: [CheckedContinuation<Void, Never>] = []
+            var flush = false
+            let step = lock.withLock { () -> Step in
+                if let report { handle(report, registered ?? nil) }
+                if Task.isCancelled && !cancelledFlag { noteCancellation() }
+                let step = nextStep()
+                // More work than this lane takes (or resources freed): wake parked lanes for it.
+                if !parked.isEmpty && (finished || hasLaunchable()) {
+                    let count = finished ? parked.count : min(parked.count, ready.count - readyHead)
+                    wake = Array(parked.suffix(count))
+                    parked.removeLast(count)
+                }
+                showProgress(final: false)
+                swap(&events, &unloggedEvents)
+                swap(&flush, &flushAfterLogging)
+                return step
+            }
+            for continuation in wake { continuation.resume() }
+            log.append(contentsOf: events)
+            events.removeAll(keepingCapacity: true)
+            if flush { log.flush() }
+            report = nil
+            switch step {
+            case .run(let context): report = await context.run()
+            case .park: await park()
+            case .exit: return
+            }
+        }
+    }
+
+    /// Decides what a lane does next (under `lock`).
+    private func nextStep() -> Step {
+        if stopping {
+            // Nothing new starts; running attempts finish on their own lanes.
+            if running == 0 { finished = true }
+            return .exit
+        }
+        if let index = takeLaunchable() { return .run(start(index)) }
+        if running == 0 && retryTimers.isEmpty {
+            finished = true
+            return .exit
+        }
+        return .park
+    }
+
+    /// Waits until there is something to launch, the run is over, or it is cancelled.
+    private func park() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = lock.withLock { () -> Bool in
+                if finished || stopping || hasLaunchable() { return true }
+                parked.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    /// Cancellation of the calling task: stop, and wake every parked lane so it returns.
+    private func cancelFromOutside() {
+        let wake = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            noteCancellation()
+            defer { parked.removeAll() }
+            return parked
+        }
+        for continuation in wake { continuation.resume() }
+    }
+
+    private func noteCancellation() {
+        cancelledFlag = true
+        stopping = true
     }
 
     private func showProgress(final: Bool) {
-        progress.update(done: succeeded, running: running, failed: failures.count, store: store, spilledBytes: spill.spilledByteCount, final: final)
+        progress.update(done: succeeded, running: running, failed: failureList.count, store: store, spilledBytes: spill.spilledByteCount, final: final)
     }
 
-    // MARK: Launching
+    // MARK: Launching (under `lock`)
 
     private func markReady(_ index: Int) {
         state[index] = .ready
         ready.append(index)
     }
 
-    /// Starts ready tasks while slots and resources allow. A task that does not fit the free
-    /// resources now waits; later tasks that fit may pass it (at most 64 are looked at).
-    private func launchReady(_ group: inout TaskGroup<Event>) {
-        while running < options.concurrency && readyHead < ready.count {
-            var chosen: Int?
-            for position in readyHead..<min(ready.count, readyHead + 64) where nodes[ready[position]].options.resources.fits(within: available) {
-                chosen = position
-                break
-            }
-            guard let position = chosen else { return }
-            let index = ready[position]
-            ready.swapAt(position, readyHead)
-            readyHead += 1
-            if readyHead > 4096 && readyHead * 2 > ready.count {
-                ready.removeFirst(readyHead)
-                readyHead = 0
-            }
-            start(index, &group)
+    /// The position in `ready` of the first task that fits the free resources. A task that does
+    /// not fit waits; later tasks that fit may pass it (at most 64 are looked at).
+    private func launchablePosition() -> Int? {
+        guard readyHead < ready.count else { return nil }
+        for position in readyHead..<min(ready.count, readyHead + 64) where nodes[ready[position]].options.resources.fits(within: available) {
+            return position
         }
+        return nil
     }
 
-    private func start(_ index: Int, _ group: inout TaskGroup<Event>) {
+    private func hasLaunchable() -> Bool { launchablePosition() != nil }
+
+    private func takeLaunchable() -> Int? {
+        guard let position = launchablePosition() else { return nil }
+        let index = ready[position]
+        ready.swapAt(position, readyHead)
+        readyHead += 1
+        if readyHead > 4096 && readyHead * 2 > ready.count {
+            ready.removeFirst(readyHead)
+            readyHead = 0
+        }
+        return index
+    }
+
+    private func start(_ index: Int) -> _AttemptContext {
         let node = nodes[index]
         state[index] = .running
         running += 1
@@ -252,16 +367,33 @@ final class _Scheduler {
         attempts[index] += 1
         let attempt = attempts[index]
         let inputs = node.inputs.map { outputs[$0]! }
-        let logPath = "\(log.logsDirectory)/\(fileStems[index]).\(attempt).log"
-        let context = _AttemptContext(
+        return _AttemptContext(
             index: index, node: node, attempt: attempt, inputs: inputs, runID: runID, store: store, spill: spill,
-            materializer: materializer, runDirectory: log.directory, logPath: logPath, fileStem: fileStems[index])
-        group.addTask { await .finished(context.run()) }
+            materializer: materializer, runDirectory: log.directory, logsDirectory: log.logsDirectory)
     }
 
     // MARK: Finishing
 
-    private func handle(_ report: _AttemptReport) {
+    /// A succeeded attempt's output registered with the materializer (outside `lock`: it may
+    /// write a file), or why that failed.
+    private typealias Registration = Result<Materializer.ValueRecord, MaterializeError>?
+
+    private func registerOutput(_ report: _AttemptReport) -> Registration {
+        guard report.outcome == .succeeded, let handle = report.output else { return nil }
+        let index = report.index
+        let facts = ValueFacts(
+            isLeaf: dataConsumers[index] == 0, consumerNeedsFile: readByShell[index], everyConsumerReachesStore: true,
+            remainingConsumers: dataConsumers[index], isRequestedResult: requested.contains(index))
+        do {
+            return .success(try materializer.register(
+                handle, name: nodes[index].name, policy: nodes[index].options.policy ?? workflow.defaultPolicy, facts: facts))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Records how an attempt ended (under `lock`).
+    private func handle(_ report: _AttemptReport, _ registration: Registration) {
         let index = report.index
         let node = nodes[index]
         running -= 1
@@ -279,38 +411,37 @@ final class _Scheduler {
 
         if report.outcome == .succeeded, let handle = report.output {
             event.bytesOut = handle.byteCount
-            do {
-                let facts = ValueFacts(
-                    isLeaf: dataConsumers[index] == 0, consumerNeedsFile: readByShell[index], everyConsumerReachesStore: true,
-                    remainingConsumers: dataConsumers[index], isRequestedResult: requested.contains(index))
-                event.value = try materializer.register(
-                    handle, name: node.name, policy: node.options.policy ?? workflow.defaultPolicy, facts: facts)
+            switch registration {
+            case .success(let record)?:
+                event.value = record
                 outputs[index] = handle.id
                 state[index] = .succeeded
                 succeeded += 1
-                log.append(event)
+                unloggedEvents.append(event)
                 releaseInputs(of: index)
                 for dependent in dependents[index] {
                     waitingOn[dependent] -= 1
                     if waitingOn[dependent] == 0 && state[dependent] == .waiting && !stopping { markReady(dependent) }
                 }
-            } catch {
+            case .failure(let error)?:
                 event.outcome = .error
                 event.message = "materializing the output: \(error.message)"
-                log.append(event)
-                retryOrFail(index, outcome: .error, message: event.message ?? "", report: report)
+                unloggedEvents.append(event)
+                retryOrFail(index, outcome: .error, message: event.message ?? "")
+            case nil:
+                preconditionFailure("a succeeded attempt's output was not registered")
             }
             return
         }
-        log.append(event)
+        unloggedEvents.append(event)
         if report.outcome == .cancelled {
             state[index] = .waiting
             return
         }
-        retryOrFail(index, outcome: report.outcome, message: report.message ?? "", report: report)
+        retryOrFail(index, outcome: report.outcome, message: report.message ?? "")
     }
 
-    private func retryOrFail(_ index: Int, outcome: AttemptOutcome, message: String, report: _AttemptReport) {
+    private func retryOrFail(_ index: Int, outcome: AttemptOutcome, message: String) {
         let retries = nodes[index].options.retries
         state[index] = .waiting
         if !stopping {
@@ -326,8 +457,8 @@ final class _Scheduler {
             }
         }
         state[index] = .failed
-        failures.append(DataflowError.TaskFailure(task: nodes[index].name, attempts: attempts[index], outcome: outcome, message: message))
-        log.flush()
+        failureList.append(DataflowError.TaskFailure(task: nodes[index].name, attempts: attempts[index], outcome: outcome, message: message))
+        flushAfterLogging = true
         releaseInputs(of: index)
         switch options.onFailure {
         case .stopScheduling: stopping = true
@@ -335,10 +466,26 @@ final class _Scheduler {
         }
     }
 
-    fileprivate var pendingRetries: [(index: Int, delay: Double)] = []
-
+    /// Starts a timer that makes `index` ready again after `delay` seconds.
     private func scheduleRetry(_ index: Int, after delay: Double) {
-        pendingRetries.append((index, delay))
+        let key = nextTimerKey
+        nextTimerKey += 1
+        retryTimers[key] = Task {
+            guard (try? await Task.sleep(nanoseconds: UInt64(max(0, delay) * 1e9))) != nil else { return }
+            self.retryDue(index, timer: key)
+        }
+    }
+
+    private func retryDue(_ index: Int, timer key: Int) {
+        let wake = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            guard retryTimers.removeValue(forKey: key) != nil else { return [] }
+            if !stopping && state[index] == .waiting { markReady(index) }
+            // Wake every parked lane: one takes the retry; if the run is now over, all return.
+            if !stopping && running == 0 && retryTimers.isEmpty && !hasLaunchable() { finished = true }
+            defer { parked.removeAll() }
+            return parked
+        }
+        for continuation in wake { continuation.resume() }
     }
 
     /// Marks every task that (transitively) depends on `index` as skipped, and releases the
@@ -353,7 +500,7 @@ final class _Scheduler {
             event.task = nodes[next].name
             event.outcome = .skipped
             event.message = "depends on failed task '\(nodes[index].name)'"
-            log.append(event)
+            unloggedEvents.append(event)
             stack.append(contentsOf: dependents[next])
         }
     }
@@ -366,14 +513,15 @@ final class _Scheduler {
                 var event = RunLogEvent(kind: .valueFreed, runID: runID)
                 event.task = nodes[input].name
                 event.value = record
-                log.append(event)
+                unloggedEvents.append(event)
             }
         }
     }
 
     /// Frees every value that is no requested result and is still around (its consumers were
-    /// skipped or the run stopped early).
+    /// skipped or the run stopped early). Runs after every lane has returned.
     private func cleanUp() {
+        let outputs = lock.withLock { self.outputs }
         // A task that passed its input through shares the object with it: never free a result.
         let resultObjects = Set(requested.compactMap { outputs[$0] })
         for index in nodes.indices where !requested.contains(index) {
@@ -381,19 +529,5 @@ final class _Scheduler {
                 let record = try? materializer.record(for: id), record.inMemory else { continue }
             try? spill.delete(id)
         }
-    }
-}
-
-extension _Scheduler {
-    /// Adds the retries scheduled while handling an event as delayed child tasks.
-    func flushRetries(_ group: inout TaskGroup<Event>) {
-        for retry in pendingRetries {
-            let (index, delay) = retry
-            group.addTask {
-                try? await Task.sleep(nanoseconds: UInt64(max(0, delay) * 1e9))
-                return .retryDue(index)
-            }
-        }
-        pendingRetries.removeAll()
     }
 }

@@ -15,19 +15,20 @@ public final class WorkflowRun: @unchecked Sendable {  // immutable after init
     let ownsStore: Bool
     let resultIDs: [String: ObjectID]
     /// Where every value went and why.
-    public let records: [Materializer.ValueRecord]
+    public var records: [Materializer.ValueRecord] { materializer.records() }
+    private let materializer: Materializer
     /// Tasks that failed for good (empty for a run that returned normally).
     public let failures: [DataflowError.TaskFailure]
 
     init(runID: String, directory: String, store: SharedObjectStore, spill: SpillManager, ownsStore: Bool,
-         resultIDs: [String: ObjectID], records: [Materializer.ValueRecord], failures: [DataflowError.TaskFailure]) {
+         resultIDs: [String: ObjectID], materializer: Materializer, failures: [DataflowError.TaskFailure]) {
         self.runID = runID
         self.directory = directory
         self.store = store
         self.spill = spill
         self.ownsStore = ownsStore
         self.resultIDs = resultIDs
-        self.records = records
+        self.materializer = materializer
         self.failures = failures
     }
 

@@ -10,17 +10,16 @@ import ObjectStore
 ///     values/                    values written for `always` and `final` leaves (spill files)
 ///     exchange/                  values written for consumers that read files
 ///
-/// - Note: Thread-safe: appends are serialised by a lock.
-public final class RunLog: @unchecked Sendable {  // `file` is only touched under `lock`
+/// - Note: Thread-safe. Appending only queues the event (a struct copy under a lock); a
+///   background thread turns queued events into JSON lines and writes them every few
+///   milliseconds, so that a lane running trivial tasks does not format JSON on its way to the
+///   next one. `flush()` writes everything queued before it returns.
+public final class RunLog: @unchecked Sendable {  // all mutable state is in `writer`
     public let directory: String
     public let logPath: String
     public let logsDirectory: String
 
-    private let lock = NSLock()
-    private let file: FileHandle
-    /// Lines not yet written: one write per 64 KiB rather than one syscall per event.
-    private var buffer: [UInt8] = []
-    private static let flushThreshold = 64 * 1024
+    private let writer: _RunLogWriter
 
     /// A run log in `directory`, for tools and tests that write one outside a run.
     public convenience init(testingDirectory directory: String) throws(DataflowError) {
@@ -31,6 +30,7 @@ public final class RunLog: @unchecked Sendable {  // `file` is only touched unde
         self.directory = directory
         self.logPath = "\(directory)/run.jsonl"
         self.logsDirectory = "\(directory)/logs"
+        let file: FileHandle
         do {
             for path in [directory, "\(directory)/logs"] {
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -44,32 +44,28 @@ public final class RunLog: @unchecked Sendable {  // `file` is only touched unde
         } catch {
             throw DataflowError(.runDirectory, "cannot create run directory '\(directory)': \(error)")
         }
-        buffer.reserveCapacity(Self.flushThreshold + 4096)
+        writer = _RunLogWriter(file: file)
+        writer.startBackgroundThread(name: "dataflow-runlog")
     }
 
     deinit {
-        flush()
-        try? file.close()
+        writer.close()
     }
 
-    /// Appends one event as a line of JSON (buffered; see `flush`).
+    /// Queues one event (written within milliseconds; see `flush`).
     public func append(_ event: RunLogEvent) {
-        lock.withLock {
-            event.jsonLine(into: &buffer)
-            if buffer.count >= Self.flushThreshold { writeBuffer() }
-        }
+        writer.enqueue(CollectionOfOne(event))
     }
 
-    /// Writes buffered lines to the file. The scheduler flushes at the end of a run and after
-    /// every event that ends or fails a task's last attempt, so a crash loses little.
+    /// Queues events, in order and together (written within milliseconds; see `flush`).
+    public func append(contentsOf events: some Collection<RunLogEvent>) {
+        writer.enqueue(events)
+    }
+
+    /// Writes every queued event to the file before returning. The scheduler flushes at the end
+    /// of a run and after every event that fails a task for good, so a crash loses little.
     public func flush() {
-        lock.withLock { writeBuffer() }
-    }
-
-    private func writeBuffer() {
-        guard !buffer.isEmpty else { return }
-        file.write(Data(buffer))
-        buffer.removeAll(keepingCapacity: true)
+        writer.drain()
     }
 
     /// The path of an attempt's log file.
@@ -77,8 +73,22 @@ public final class RunLog: @unchecked Sendable {  // `file` is only touched unde
         "\(logsDirectory)/\(RunLog.safeFileName(task)).\(attempt).log"
     }
 
+    /// `name` as a file-name stem: letters, digits and `-_.[]` kept, anything else `_`, at most
+    /// 150 characters.
     static func safeFileName(_ name: String) -> String {
-        String(name.map { $0.isLetter || $0.isNumber || "-_.[]".contains($0) ? $0 : "_" }.prefix(150))
+        // Fast path (checked on the UTF-8 bytes): a short ASCII name that needs no change.
+        if name.utf8.count <= 150 && name.utf8.allSatisfy({ byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "["), UInt8(ascii: "]"):
+                return true
+            default:
+                return false
+            }
+        }) {
+            return name
+        }
+        return String(name.map { $0.isLetter || $0.isNumber || "-_.[]".contains($0) ? $0 : "_" }.prefix(150))
     }
 
     /// Reads a run log back (for `dataflow runs show` and tests).
@@ -155,7 +165,7 @@ struct _AttemptLogHandler: LogHandler {
 /// An append-only log file, created on first write. Thread-safe (a lock).
 final class _LogSink: @unchecked Sendable {  // `handle` is only touched under `lock`
     let path: String
-    private let lock = NSLock()
+    private let lock = _AdaptiveLock()
     private var handle: FileHandle?
 
     init(path: String) { self.path = path }
@@ -174,4 +184,71 @@ final class _LogSink: @unchecked Sendable {  // `handle` is only touched under `
     }
 
     deinit { try? handle?.close() }
+}
+
+/// The run log's queue and file. Events wait in `pending` (guarded by `pendingLock`) until the
+/// background thread, or a `drain()` call, formats and writes them (serialised by `writeLock`,
+/// so lines keep their queue order).
+///
+/// - Note: Thread-safe. The background thread holds this object, not the `RunLog`, and ends
+///   after `close()`.
+final class _RunLogWriter: @unchecked Sendable {  // `pending` under `pendingLock`; `file`, `closed` under `writeLock`
+    private let pendingLock = _AdaptiveLock()
+    private var pending: [RunLogEvent] = []
+    private var stopped = false
+    private let writeLock = NSLock()
+    private let file: FileHandle
+    private var closed = false
+    private var lines: [UInt8] = []
+    /// A producer that finds this many events queued writes them itself (backpressure).
+    private static let queueLimit = 65_536
+    private static let pollIntervalMicroseconds: UInt32 = 2_000
+
+    init(file: FileHandle) {
+        self.file = file
+        pending.reserveCapacity(4096)
+    }
+
+    func startBackgroundThread(name: String) {
+        let thread = Thread { [self] in
+            while !pendingLock.withLock({ stopped }) {
+                usleep(Self.pollIntervalMicroseconds)
+                drain()
+            }
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    func enqueue(_ events: some Collection<RunLogEvent>) {
+        guard !events.isEmpty else { return }
+        let full = pendingLock.withLock { () -> Bool in
+            pending.append(contentsOf: events)
+            return pending.count >= Self.queueLimit
+        }
+        if full { drain() }
+    }
+
+    /// Formats and writes every queued event.
+    func drain() {
+        writeLock.withLock {
+            guard !closed else { return }
+            var batch: [RunLogEvent] = []
+            pendingLock.withLock { swap(&batch, &pending) }
+            guard !batch.isEmpty else { return }
+            lines.removeAll(keepingCapacity: true)
+            for event in batch { event.jsonLine(into: &lines) }
+            file.write(Data(lines))
+        }
+    }
+
+    /// Writes what is queued, closes the file and stops the background thread.
+    func close() {
+        pendingLock.withLock { stopped = true }
+        drain()
+        writeLock.withLock {
+            closed = true
+            try? file.close()
+        }
+    }
 }

@@ -8,7 +8,7 @@ import ObjectStore
 /// seconds since 1970.
 extension RunLogEvent {
     func jsonLine(into out: inout [UInt8]) {
-        var writer = _JSONObjectWriter(out: out)
+        var writer = _JSONObjectWriter(taking: &out)
         writer.string("kind", kind.rawValue)
         writer.date("time", time)
         writer.string("runID", runID)
@@ -23,8 +23,8 @@ extension RunLogEvent {
         writer.int("bytesOut", bytesOut)
         if let value {
             writer.key("value")
-            var nested = _JSONObjectWriter(out: writer.out)
-            nested.string("id", value.id.description)
+            var nested = _JSONObjectWriter(taking: &writer.out)
+            nested.objectID("id", value.id)
             nested.string("name", value.name)
             nested.string("policy", value.policy.rawValue)
             nested.int("byteCount", value.byteCount)
@@ -32,14 +32,14 @@ extension RunLogEvent {
             nested.bool("inMemory", value.inMemory)
             nested.int("remainingConsumers", value.remainingConsumers)
             nested.string("reason", value.reason)
-            writer.out = nested.finish()
+            nested.finish(into: &writer.out)
         }
         writer.string("logFile", logFile)
         writer.int("taskCount", taskCount)
         writer.int("succeeded", succeeded)
         writer.int("failed", failed)
         writer.int("skipped", skipped)
-        out = writer.finish()
+        writer.finish(into: &out)
         out.append(UInt8(ascii: "\n"))
     }
 }
@@ -49,14 +49,18 @@ struct _JSONObjectWriter {
     var out: [UInt8]
     private var first = true
 
-    init(out: [UInt8]) {
-        self.out = out
+    /// Takes `buffer` over (leaving it empty), so that appending never copies it: hand it back
+    /// with `finish()`.
+    init(taking buffer: inout [UInt8]) {
+        self.out = []
+        swap(&self.out, &buffer)
         self.out.append(UInt8(ascii: "{"))
     }
 
-    mutating func finish() -> [UInt8] {
+    /// Closes the object and hands the buffer back to `buffer` (without copying it).
+    mutating func finish(into buffer: inout [UInt8]) {
         out.append(UInt8(ascii: "}"))
-        return out
+        swap(&out, &buffer)
     }
 
     mutating func key(_ name: String) {
@@ -85,7 +89,19 @@ struct _JSONObjectWriter {
     mutating func int(_ name: String, _ value: Int?) {
         guard let value else { return }
         key(name)
-        out.append(contentsOf: String(value).utf8)
+        appendDecimal(value)
+    }
+
+    /// An object id as a string of 32 hex digits, written straight into the buffer.
+    mutating func objectID(_ name: String, _ id: ObjectID) {
+        key(name)
+        out.append(UInt8(ascii: "\""))
+        let digits: StaticString = "0123456789abcdef"
+        for position in 0..<32 {
+            let half = position < 16 ? id.high : id.low
+            out.append(digits.utf8Start[Int((half >> UInt64(60 - 4 * (position & 15))) & 0xf)])
+        }
+        out.append(UInt8(ascii: "\""))
     }
 
     mutating func bool(_ name: String, _ value: Bool) {
@@ -93,18 +109,62 @@ struct _JSONObjectWriter {
         out.append(contentsOf: (value ? "true" : "false").utf8)
     }
 
+    /// Seconds since 1970 with six decimals (microseconds), written with integer arithmetic.
     mutating func date(_ name: String, _ value: Date?) {
         guard let value else { return }
         key(name)
-        out.append(contentsOf: "\(value.timeIntervalSince1970)".utf8)
+        let microseconds = (value.timeIntervalSince1970 * 1e6).rounded()
+        guard microseconds >= 0 && microseconds < 1e17 else {
+            out.append(contentsOf: "\(value.timeIntervalSince1970)".utf8)
+            return
+        }
+        let whole = Int(microseconds)
+        appendDecimal(whole / 1_000_000)
+        out.append(UInt8(ascii: "."))
+        var fraction = whole % 1_000_000
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { bytes in
+            for position in stride(from: 5, through: 0, by: -1) {
+                bytes[position] = UInt8(ascii: "0") + UInt8(fraction % 10)
+                fraction /= 10
+            }
+            out.append(contentsOf: bytes)
+        }
+    }
+
+    /// A decimal integer, written straight into the buffer.
+    private mutating func appendDecimal(_ value: Int) {
+        if value < 0 {
+            out.append(UInt8(ascii: "-"))
+            if value == .min {
+                out.append(contentsOf: "9223372036854775808".utf8)
+                return
+            }
+        }
+        var remaining = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 24 digits
+        withUnsafeMutableBytes(of: &digits) { bytes in
+            var start = bytes.count
+            repeat {
+                start -= 1
+                bytes[start] = UInt8(ascii: "0") + UInt8(remaining % 10)
+                remaining /= 10
+            } while remaining > 0
+            out.append(contentsOf: bytes[start...])
+        }
     }
 
     /// A JSON string: quotes, backslashes and control characters escaped; UTF-8 as is.
     private mutating func appendString(_ value: String) {
         out.append(UInt8(ascii: "\""))
         // Fast path: most strings need no escaping, and are copied whole.
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            out.append(contentsOf: value.utf8)
+        var value = value
+        let copied = value.withUTF8 { bytes -> Bool in
+            for byte in bytes where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
+            out.append(contentsOf: bytes)
+            return true
+        }
+        if copied {
             out.append(UInt8(ascii: "\""))
             return
         }

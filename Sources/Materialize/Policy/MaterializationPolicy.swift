@@ -69,7 +69,7 @@ public struct MaterializationPlan: Sendable, Equatable {
 
     /// The plan for a value under `policy` with `facts`: the policy table as code.
     /// - Throws: `.policyConflict` for `never` when a consumer needs a file.
-    public static func make(policy: MaterializationPolicy, facts: ValueFacts, valueName: String = "value") throws(MaterializeError) -> MaterializationPlan {
+    public static func make(policy: MaterializationPolicy, facts: ValueFacts, valueName: @autoclosure () -> String = "value") throws(MaterializeError) -> MaterializationPlan {
         switch policy {
         case .always:
             return MaterializationPlan(
@@ -87,7 +87,7 @@ public struct MaterializationPlan: Sendable, Equatable {
             guard !facts.needsFile else {
                 throw MaterializeError(
                     .policyConflict,
-                    "\(valueName) has policy 'never' but a consumer \(facts.consumerNeedsFile ? "reads it from a file" : "cannot reach the store"); use 'auto'")
+                    "\(valueName()) has policy 'never' but a consumer \(facts.consumerNeedsFile ? "reads it from a file" : "cannot reach the store"); use 'auto'")
             }
             return MaterializationPlan(
                 fileAfterSeal: nil, spillableUnderPressure: false, pinnedInMemory: true,

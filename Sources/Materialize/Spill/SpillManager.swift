@@ -164,6 +164,14 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
             }
         }  // the handle is released here, so the object can be evicted
         guard hasSpillFile(id) else { return SpillOutcome(wroteFile: false, evicted: false) }
+        do {
+            // Whoever deletes the object from now on removes the file too.
+            try store.setHasFileCopy(id, true)
+        } catch {
+            // Deleted (by another process) while we wrote: the file must not outlive it.
+            if wrote { _ = _FileSyscall.unlink(path(for: id)) }
+            return SpillOutcome(wroteFile: wrote, evicted: false)
+        }
         let evicted: Bool
         do { evicted = try !store.evict([id]).isEmpty } catch { throw .store(error, while: "evicting spilled object \(id)") }
         if evicted {
@@ -223,21 +231,30 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
         do { return try handle.decode(as: type) } catch { throw .store(error, while: "decoding object \(id)") }
     }
 
-    /// Deletes object `id` from memory and removes its spill file.
+    /// Deletes object `id` from memory and removes its spill file. An object in memory that never
+    /// had a spill file (the common case) costs no file-system call.
     /// - Throws: `.store` wrapping `.objectNotFound` when it is in neither place.
     public func delete(_ id: ObjectID) throws(MaterializeError) {
-        state.condition.withLock {
-            if state.inFlight.contains(id) { state.deletedWhileBusy.insert(id) }
+        let busy = state.condition.withLock { () -> Bool in
+            guard state.inFlight.contains(id) else { return false }
+            state.deletedWhileBusy.insert(id)
+            return true
         }
         var storeError: ObjectStoreError?
-        do { try store.delete(id) } catch where error.code == .objectNotFound { storeError = error } catch {
+        do {
+            let deleted = try store.delete(id)
+            // In memory with no file copy, and nobody here writing one: nothing to remove.
+            if !deleted.hadFileCopy && !busy { return }
+        } catch where error.code == .objectNotFound {
+            storeError = error
+        } catch {
             throw .store(error, while: "deleting object \(id)")
         }
         switch _FileSyscall.unlink(path(for: id)) {
         case .success: return
         case .failure(.noSuchFileOrDirectory):
-            let busy = state.condition.withLock { state.inFlight.contains(id) }
-            if let storeError, !busy { throw .store(storeError, while: "deleting object \(id)") }
+            let busyNow = state.condition.withLock { state.inFlight.contains(id) }
+            if let storeError, !busyNow { throw .store(storeError, while: "deleting object \(id)") }
         case .failure(let errno): throw .io("unlink", errno, path: path(for: id), while: "removing spill file")
         }
     }
@@ -401,8 +418,10 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
         while true {
             do {
                 let handle = try SpillFile.restore(from: path(for: id), into: store)
-                // The file now holds this incarnation: spilling it again needs no new write.
+                // The file now holds this incarnation: spilling it again needs no new write, and
+                // deleting it must remove the file.
                 try? SpillFile.restampGeneration(at: path(for: id), to: handle.generation)
+                try? store.setHasFileCopy(id, true)
                 state.condition.withLock {
                     state.counters.restoredObjects += 1
                     state.counters.restoredBytes += handle.byteCount

@@ -142,7 +142,7 @@ enum _EntryState: UInt32 {
 ///
 ///     0 idHigh  8 idLow  16 payloadOffset (heap-relative)  24 byteCount  32 generation
 ///     40 holders (bit i: process slot i holds a reference)  48 lastUse (LRU clock)
-///     56 typeIndex (UInt16)  58 creator slot (UInt8)  59 flags (bit 0: pinned)
+///     56 typeIndex (UInt16)  58 creator slot (UInt8)  59 flags (bit 0: pinned, bit 1: has a file copy)
 ///     60 state (UInt32, written last)
 struct _Entry {
     let fields: _Fields
@@ -164,8 +164,14 @@ struct _Entry {
     var typeIndex: Int { Int(fields.u16(56)) }
     /// Pinned objects are never evicted or offered for eviction (byte 59, bit 0).
     var isPinned: Bool {
-        get { fields.u8(59) & 1 == 1 }
-        nonmutating set { fields.setU8(59, newValue ? 1 : 0) }
+        get { fields.u8(59) & 1 != 0 }
+        nonmutating set { fields.setU8(59, newValue ? fields.u8(59) | 1 : fields.u8(59) & ~1) }
+    }
+    /// A file holds a copy of the object's bytes (a spill file; byte 59, bit 1), so deleting
+    /// the object must remove it too.
+    var hasFileCopy: Bool {
+        get { fields.u8(59) & 2 != 0 }
+        nonmutating set { fields.setU8(59, newValue ? fields.u8(59) | 2 : fields.u8(59) & ~2) }
     }
     var creator: Int { Int(fields.u8(58)) }
     var state: _EntryState {

@@ -188,7 +188,15 @@ extension _Syscall {
     static func lock(_ address: UnsafeMutableRawPointer) -> Result<LockOutcome, Errno> {
         // Safe: the header's mutex bytes were bound to pthread_mutex_t by the creator.
         let mutex = address.assumingMemoryBound(to: pthread_mutex_t.self)
-        let code = pthread_mutex_lock(mutex)
+        // Spin a little on trylock first: the store's critical sections are short, and sleeping
+        // on the futex at once costs a context switch each time two threads meet. (A robust
+        // mutex does not spin by itself.)
+        var code = EBUSY
+        for _ in 0..<100 {
+            code = pthread_mutex_trylock(mutex)
+            if code != EBUSY { break }
+        }
+        if code == EBUSY { code = pthread_mutex_lock(mutex) }
         switch code {
         case 0: return .success(.acquired)
         case EOWNERDEAD: return .success(.acquiredFromDeadOwner)
