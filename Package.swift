@@ -45,7 +45,7 @@ let package = Package(
             swiftSettings: internalChecks
         ),
 
-        // The README's main job until the `dataflow` command exists: a small store example.
+        // A small store example (producer and consumer processes sharing a tensor).
         .executableTarget(name: "StoreExample", dependencies: ["ObjectStore"], path: "Examples/StoreExample"),
 
         // A child process the object-store tests start, attach, kill and inspect.
@@ -54,15 +54,22 @@ let package = Package(
             dependencies: ["ObjectStore"],
             path: "Tests/ObjectStoreTestChild"
         ),
-        // A program with a workflow, started as a worker by the worker-mode tests.
+        // Workflows that the Dataflow tests build both in the test process and in worker
+        // processes (the worker executable builds the very same graphs).
+        .target(
+            name: "DataflowTestWorkflows",
+            dependencies: ["Dataflow", "ObjectStore"],
+            path: "Tests/DataflowTestWorkflows"
+        ),
+        // A program with workflows, started as a worker by the worker-mode and process-executor tests.
         .executableTarget(
             name: "DataflowTestWorker",
-            dependencies: ["Dataflow", "ObjectStore"],
+            dependencies: ["Dataflow", "ObjectStore", "DataflowTestWorkflows"],
             path: "Tests/DataflowTestWorker"
         ),
         .testTarget(
             name: "DataflowTests",
-            dependencies: ["Dataflow", "Materialize", "ObjectStore", "DataflowTestWorker"],
+            dependencies: ["Dataflow", "Materialize", "ObjectStore", "DataflowTestWorkflows", "DataflowTestWorker"],
             swiftSettings: internalChecks
         ),
         .testTarget(

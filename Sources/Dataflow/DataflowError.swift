@@ -9,7 +9,7 @@ public struct DataflowError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: String, Hashable, Sendable {
             case duplicateTaskName, foreignInput, cycle, resourcesExceedExecutor, invalidOption
-            case taskFailed, runCancelled, unknownTask, notARequestedResult, runDirectory, store
+            case taskFailed, runCancelled, unknownTask, notARequestedResult, runDirectory, store, executor
         }
         private let wrapped: Wrapped
         private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
@@ -25,6 +25,8 @@ public struct DataflowError: Error, Sendable, CustomStringConvertible {
         public static let resourcesExceedExecutor = Code(.resourcesExceedExecutor)
         /// A run or task option is out of range.
         public static let invalidOption = Code(.invalidOption)
+        /// An executor could not do its part (e.g. a worker process could not be started).
+        public static let executor = Code(.executor)
         /// One or more tasks failed for good (`failures` lists every one).
         public static let taskFailed = Code(.taskFailed)
         /// The run was cancelled.

@@ -16,6 +16,8 @@ struct _AttemptReport: @unchecked Sendable {  // the handle is passed from the a
     let logPath: String
     /// The attempt wrote to its log file (so it exists).
     let logWritten: Bool
+    /// The executor that ran it, as the run log names it.
+    var executor = "local"
 }
 
 /// Everything one attempt on the local executor needs; runs in a child task.
@@ -30,10 +32,21 @@ struct _AttemptContext: Sendable {
     let materializer: Materializer
     let runDirectory: String
     let logsDirectory: String
+    let workflowName: String
+    let executor: Executor
+
+    /// Runs the attempt on its executor. Shell tasks start from this process whatever the
+    /// executor (the command is a process of its own anyway).
+    func run() async -> _AttemptReport {
+        if case .processes(let pool) = executor, !node.isShell {
+            return await runOnWorker(pool)
+        }
+        return await runHere()
+    }
 
     /// Runs the task's function: inputs from the store (restored if spilled), output into the
     /// store (in place if the task made it there), outcome classified by cause.
-    func run() async -> _AttemptReport {
+    func runHere() async -> _AttemptReport {
         let start = Date()
         let fileStem = RunLog.safeFileName(node.name)
         let logPath = "\(logsDirectory)/\(fileStem).\(attempt).log"
@@ -74,7 +87,7 @@ struct _AttemptContext: Sendable {
             let output = try await _withTimeout(node.options.timeoutSeconds) {
                 try await TaskContext.$current.withValue(context) { try await node.run(inputHandles, context) }
             }
-            let handle = try output.existingHandle(in: store) ?? put(output.value, id: outputID)
+            let handle = try output.existingHandle(in: store) ?? _putOutput(output.value, id: outputID, store: store, spill: spill)
             return report(.succeeded, handle, nil, bytesIn: bytesIn)
         } catch {
             let (outcome, message) = _classifyAttemptError(error, timeoutSeconds: node.options.timeoutSeconds, logger: logger)
@@ -82,13 +95,16 @@ struct _AttemptContext: Sendable {
         }
     }
 
-    /// Encodes a value into a new object, making room under memory pressure.
-    private func put(_ value: any StoreValue, id: ObjectID) throws -> ObjectHandle {
-        let encoding = try value.makeEncoding()
-        var builder = try spill.create(id, byteCount: encoding.byteCount, typeTag: type(of: value).typeTag, waitingUpTo: 60)
-        try builder.withMutableBytes { span in try encoding.write(&span) }
-        return try builder.seal()
-    }
+}
+
+/// Encodes a task's return value into a new object `id`: through `spill` (making room under
+/// memory pressure, waiting up to a minute) when there is one, else straight into `store`.
+func _putOutput(_ value: any StoreValue, id: ObjectID, store: SharedObjectStore, spill: SpillManager?) throws -> ObjectHandle {
+    guard let spill else { return try store.put(value, id: id) }
+    let encoding = try value.makeEncoding()
+    var builder = try spill.create(id, byteCount: encoding.byteCount, typeTag: type(of: value).typeTag, waitingUpTo: 60)
+    try builder.withMutableBytes { span in try encoding.write(&span) }
+    return try builder.seal()
 }
 
 /// How an attempt that threw `error` ended, by cause, and why in words; logs it to the

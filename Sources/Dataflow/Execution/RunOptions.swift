@@ -32,6 +32,10 @@ public struct RunOptions: Sendable {
     /// Spilling watermarks of the store.
     public var watermarks: SpillManager.Watermarks
 
+    /// Where tasks run: `.local` (threads of this process, the default) or `.processes(pool)`
+    /// (warm worker processes sharing the store; shell tasks still start from this process).
+    public var executor: Executor = .local
+
     /// When to show the progress line.
     public enum ProgressMode: String, Sendable {
         /// Only when standard error is a terminal (the default).
@@ -69,6 +73,22 @@ public struct RunOptions: Sendable {
         formatter.timeZone = TimeZone(identifier: "UTC")
         let safe = String(workflow.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "-" }.prefix(60))
         return "\(safe.isEmpty ? "run" : safe)-\(formatter.string(from: Date()))-\(ObjectID.random().description.prefix(4))"
+    }
+}
+
+/// Where a run's tasks run.
+public enum Executor: Sendable {
+    /// Call-mode functions on threads of this process.
+    case local
+    /// A pool of warm worker processes attached to the run's store (see `ProcessExecutor`).
+    case processes(ProcessExecutor)
+
+    /// The name the run log records.
+    var name: String {
+        switch self {
+        case .local: "local"
+        case .processes: "processes"
+        }
     }
 }
 

@@ -202,7 +202,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         started.message = "workflow '\(workflow.name)', store '\(store.name)', concurrency \(options.concurrency), capacity \(options.capacity)"
         log.append(started)
 
-        let laneCount = max(1, min(options.concurrency, nodes.count))
+        var laneCount = max(1, min(options.concurrency, nodes.count))
+        if case .processes(let pool) = options.executor { laneCount = min(laneCount, pool.options.workerCount) }
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<laneCount { group.addTask { await self.lane() } }
@@ -369,7 +370,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         let inputs = node.inputs.map { outputs[$0]! }
         return _AttemptContext(
             index: index, node: node, attempt: attempt, inputs: inputs, runID: runID, store: store, spill: spill,
-            materializer: materializer, runDirectory: log.directory, logsDirectory: log.logsDirectory)
+            materializer: materializer, runDirectory: log.directory, logsDirectory: log.logsDirectory,
+            workflowName: workflow.name, executor: options.executor)
     }
 
     // MARK: Finishing
@@ -400,7 +402,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         available = available + node.options.resources
         var event = RunLogEvent(kind: .attempt, runID: runID)
         event.task = node.name
-        event.executor = "local"
+        event.executor = report.executor
         event.attempt = report.attempt
         event.start = report.start
         event.end = report.end

@@ -22,6 +22,9 @@ public struct WorkerSpec: Codable, Sendable, Equatable {
     }
 
     public var runID: String
+    /// The workflow the task belongs to (a worker program may build several); nil: the first
+    /// one that has a task of this name.
+    public var workflow: String?
     public var taskName: String
     public var attempt: Int
     /// The run's store, when the worker can attach to it; nil on a node without it.
@@ -61,11 +64,25 @@ public struct WorkerResult: Codable, Sendable, Equatable {
 }
 
 extension Workflow {
-    /// If this process was started as a worker (`--dataflow-worker <spec.json>` among
-    /// `arguments`), runs that one task, writes its result, and exits the process (status 0 when
-    /// the task succeeded, 1 otherwise, 2 for a bad spec). Otherwise returns at once.
-    /// Call it in `main` right after building the workflow.
+    /// If this process was started as a worker, serves and exits; otherwise returns at once.
+    /// Call it in `main` right after building the workflow. See the static form.
     public func runWorkerIfRequested(arguments: [String] = CommandLine.arguments) async {
+        await Workflow.runWorkerIfRequested([self], arguments: arguments)
+    }
+
+    /// If this process was started as a worker, serves and exits the process; otherwise returns
+    /// at once. Call it in `main` right after building the workflows.
+    ///
+    /// - `--dataflow-worker <spec.json>`: runs that one task (of the workflow the spec names, or
+    ///   the first of `workflows` that has a task of its name), writes its result, and exits with
+    ///   status 0 when the task succeeded, 1 otherwise, 2 for a bad spec.
+    /// - `--dataflow-worker-pool`: a warm worker of a `ProcessExecutor`, running task after task
+    ///   until its request pipe closes, then exits with status 0.
+    public static func runWorkerIfRequested(_ workflows: [Workflow], arguments: [String] = CommandLine.arguments) async {
+        if arguments.contains(ProcessExecutor.workerFlag) {
+            await _PoolWorker(workflows: workflows).serve()
+            exit(0)
+        }
         guard let flag = arguments.firstIndex(of: WorkerSpec.flag) else { return }
         guard flag + 1 < arguments.count,
             let data = FileManager.default.contents(atPath: arguments[flag + 1]),
@@ -74,8 +91,21 @@ extension Workflow {
             FileHandle.standardError.write(Data("dataflow worker: cannot read a worker spec from \(arguments.dropFirst(flag + 1).first ?? "(missing)")\n".utf8))
             exit(2)
         }
-        let result = await runWorker(spec)
+        guard let workflow = workflow(for: spec, among: workflows) else {
+            let result = WorkerResult(outcome: .error, output: nil, message: "no workflow of this program has task '\(spec.taskName)'", bytesIn: 0)
+            if let data = try? JSONEncoder().encode(result) {
+                _ = FileManager.default.createFile(atPath: spec.resultPath, contents: data, attributes: [.posixPermissions: 0o600])
+            }
+            exit(1)
+        }
+        let result = await workflow.runWorker(spec)
         exit(result.outcome == .succeeded ? 0 : 1)
+    }
+
+    /// The workflow `spec` names, or the first that has its task.
+    static func workflow(for spec: WorkerSpec, among workflows: [Workflow]) -> Workflow? {
+        if let name = spec.workflow { return workflows.first { $0.name == name } }
+        return workflows.first { $0.index(of: spec.taskName) != nil }
     }
 
     /// Runs the one task `spec` names in this process and writes its `WorkerResult` to
@@ -89,7 +119,9 @@ extension Workflow {
         return result
     }
 
-    private func executeWorker(_ spec: WorkerSpec) async -> WorkerResult {
+    /// Runs the task `spec` names. `attached`: a store (and its spill manager) the worker keeps
+    /// between tasks; otherwise it attaches to `spec.storeName` (or makes a private store).
+    func executeWorker(_ spec: WorkerSpec, attached: (store: SharedObjectStore, spill: SpillManager?)? = nil) async -> WorkerResult {
         func failure(_ outcome: AttemptOutcome, _ message: String) -> WorkerResult {
             WorkerResult(outcome: outcome, output: nil, message: message, bytesIn: 0)
         }
@@ -107,7 +139,9 @@ extension Workflow {
         let store: SharedObjectStore
         var privateStoreName: String?
         do {
-            if let name = spec.storeName {
+            if let attached, attached.store.name == spec.storeName {
+                store = attached.store
+            } else if let name = spec.storeName {
                 store = try SharedObjectStore.attach(named: name)
             } else {
                 let name = "worker-\(getpid())-\(ObjectID.random().description.prefix(8))"
@@ -126,7 +160,13 @@ extension Workflow {
         for input in spec.inputs {
             do {
                 switch input {
-                case .object(let descriptor): handles.append(try store.get(descriptor))
+                case .object(let descriptor):
+                    if let spill = attached?.spill, attached?.store === store {
+                        // Restored from its spill file if it was spilled since the descriptor was made.
+                        do { handles.append(try store.get(descriptor)) } catch { handles.append(try spill.get(descriptor.id)) }
+                    } else {
+                        handles.append(try store.get(descriptor))
+                    }
                 case .file(let path): handles.append(try SpillFile.restore(from: path, into: store, as: .random()))
                 }
             } catch let error as ObjectStoreError {
@@ -148,7 +188,8 @@ extension Workflow {
             let inputs = handles
             handles = []
             let output = try await TaskContext.$current.withValue(context) { try await node.run(inputs, context) }
-            let handle = try output.existingHandle(in: store) ?? store.put(output.value, id: outputID)
+            let spill = attached?.store === store ? attached?.spill : nil
+            let handle = try output.existingHandle(in: store) ?? _putOutput(output.value, id: outputID, store: store, spill: spill)
             if privateStoreName == nil {
                 return WorkerResult(outcome: .succeeded, output: .object(handle.descriptor), message: nil, bytesIn: bytesIn)
             }

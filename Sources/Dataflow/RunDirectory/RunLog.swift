@@ -176,8 +176,9 @@ final class _LogSink: @unchecked Sendable {  // `handle` is only touched under `
     func write(_ text: String) {
         lock.withLock {
             if handle == nil {
-                _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
-                handle = FileHandle(forWritingAtPath: path)
+                // Append, never replace: a pool worker's standard output may already go to this file.
+                let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+                if fd >= 0 { handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true) }
             }
             handle?.write(Data(text.utf8))
         }

@@ -1,0 +1,129 @@
+import Foundation
+import Materialize
+import ObjectStore
+
+/// What the parent sends a pool worker for one attempt: one JSON line on the worker's fd 3.
+struct _PoolRequest: Codable, Sendable {
+    /// The task, its attempt, its inputs as object descriptors, the store and run directory.
+    var spec: WorkerSpec
+    /// The run's spill root (`<workdir>/spill`): the worker restores spilled inputs from there
+    /// and makes room the same way the parent does.
+    var spillRoot: String
+    /// Fault in the store's whole mapping when attaching to it.
+    var prefaultStore: Bool
+}
+
+/// The worker side of a `ProcessExecutor`: reads requests from fd 3, runs each task with its
+/// standard output and error going to the attempt's log file, and writes a `WorkerResult` line
+/// to fd 4. Stores stay attached between tasks (that is what makes the worker warm).
+///
+/// - Note: Not thread-safe; it is the worker process's main loop, one task at a time.
+final class _PoolWorker {
+    private let workflows: [Workflow]
+    private var stores: [String: (store: SharedObjectStore, spill: SpillManager?)] = [:]
+    private let requestFD: Int32 = 3
+    private let replyFD: Int32 = 4
+
+    init(workflows: [Workflow]) {
+        self.workflows = workflows
+    }
+
+    /// Serves until the request pipe closes (the executor shut down or its process ended).
+    func serve() async {
+        let savedOutput = dup(STDOUT_FILENO)
+        let savedError = dup(STDERR_FILENO)
+        let decoder = JSONDecoder()
+        let encoder = JSONEncoder()
+        var reader = _LineReader(fd: requestFD)
+        while let line = reader.next() {
+            let result: WorkerResult
+            do {
+                let request = try decoder.decode(_PoolRequest.self, from: Data(line))
+                result = await run(request, savedOutput: savedOutput, savedError: savedError)
+            } catch {
+                result = WorkerResult(outcome: .error, output: nil, message: "worker \(getpid()) could not read its request: \(error)", bytesIn: 0)
+            }
+            var reply = (try? encoder.encode(result)) ?? Data(#"{"outcome":"error","bytesIn":0,"message":"worker could not encode its result"}"#.utf8)
+            reply.append(UInt8(ascii: "\n"))
+            guard Self.writeAll(replyFD, reply) else { return }  // the parent is gone
+        }
+    }
+
+    private func run(_ request: _PoolRequest, savedOutput: Int32, savedError: Int32) async -> WorkerResult {
+        let spec = request.spec
+        guard let workflow = Workflow.workflow(for: spec, among: workflows) else {
+            return WorkerResult(outcome: .error, output: nil, message: "no workflow of worker program '\(CommandLine.arguments[0])' has task '\(spec.taskName)'", bytesIn: 0)
+        }
+        let attached = attach(spec.storeName, spillRoot: request.spillRoot, prefault: request.prefaultStore)
+        // The attempt's standard output and error go to its log file (removed again if empty).
+        let logsDirectory = "\(spec.runDirectory)/logs"
+        let logPath = "\(logsDirectory)/\(RunLog.safeFileName(spec.taskName)).\(spec.attempt).log"
+        try? FileManager.default.createDirectory(atPath: logsDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        if logFD >= 0 {
+            dup2(logFD, STDOUT_FILENO)
+            dup2(logFD, STDERR_FILENO)
+        }
+        let result = await workflow.executeWorker(spec, attached: attached)
+        fflush(nil)  // every C stream (Swift's print goes through stdout's buffer)
+        dup2(savedOutput, STDOUT_FILENO)
+        dup2(savedError, STDERR_FILENO)
+        if logFD >= 0 {
+            var status = stat()
+            if fstat(logFD, &status) == 0 && status.st_size == 0 { unlink(logPath) }
+            close(logFD)
+        }
+        return result
+    }
+
+    /// The store named `name`, attached once and kept, with a spill manager of its own.
+    private func attach(_ name: String?, spillRoot: String, prefault: Bool) -> (store: SharedObjectStore, spill: SpillManager?)? {
+        guard let name else { return nil }
+        if let known = stores[name] { return known }
+        guard let store = try? SharedObjectStore.attach(named: name, options: AttachOptions(prefault: prefault)) else {
+            return nil  // `executeWorker` attaches again and reports the error
+        }
+        let entry = (store: store, spill: try? SpillManager(store: store, rootDirectory: spillRoot))
+        stores[name] = entry
+        return entry
+    }
+
+    static func writeAll(_ fd: Int32, _ data: Data) -> Bool {
+        data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                offset += written
+            }
+            return true
+        }
+    }
+}
+
+/// Reads newline-terminated lines from a file descriptor (blocking).
+struct _LineReader {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// The next line without its newline; nil at the end of the input.
+    mutating func next() -> [UInt8]? {
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return nil }
+            buffer.append(contentsOf: chunk[0..<count])
+        }
+    }
+}

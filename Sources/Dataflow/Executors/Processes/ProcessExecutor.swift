@@ -1,0 +1,130 @@
+import Foundation
+import ObjectStore
+
+/// A pool of warm worker processes: the same executable, started again in worker mode, attached
+/// to the run's store. Tasks go to idle workers (least recently used first); their inputs are
+/// passed as object descriptors and their outputs are written in place into the store, so no
+/// payload crosses a pipe: only a JSON line each way.
+///
+/// Keep one executor for many runs: its workers stay warm (started, store attached and mapped)
+/// between them. A worker that dies (a crash, SIGKILL, the kernel's OOM killer) is replaced on
+/// the next task; the task it ran is retried as a failure, or as a preemption when it died of
+/// SIGTERM (the signal batch systems send before preempting); the store reclaims what it was
+/// creating and releases what it held. A worker past its task's timeout is killed.
+///
+///     let pool = try ProcessExecutor(.init(workerCount: 4))
+///     let run = try await workflow.run(RunOptions(executor: .processes(pool)))
+///
+/// The worker executable must build the same workflow and call
+/// `Workflow.runWorkerIfRequested(_:)` (or the instance method) early in `main`; by default it is
+/// this very program (`/proc/self/exe`), started with `options.arguments` and the worker flag.
+///
+/// - Note: Thread-safe. Runs may share an executor; it starts more workers if they need more at
+///   once than `workerCount`.
+public final class ProcessExecutor: @unchecked Sendable {  // `idle`, `started`, `closed` are guarded by `lock`
+    public struct Options: Sendable {
+        /// Workers kept warm (and lanes of a run that uses this executor).
+        public var workerCount: Int
+        /// The worker program. Default: this program.
+        public var executable: String?
+        /// Arguments given to each worker before the worker flag (e.g. what selects the
+        /// workflow it must build).
+        public var arguments: [String]
+        /// Workers fault in the store's whole mapping when they attach, so that writing a large
+        /// output does not pay a page fault per 4 KiB page.
+        public var prefaultStore: Bool
+
+        public init(
+            workerCount: Int = ProcessInfo.processInfo.activeProcessorCount, executable: String? = nil,
+            arguments: [String] = [], prefaultStore: Bool = true
+        ) {
+            self.workerCount = workerCount
+            self.executable = executable
+            self.arguments = arguments
+            self.prefaultStore = prefaultStore
+        }
+    }
+
+    /// The command-line flag that starts a pool worker.
+    public static let workerFlag = "--dataflow-worker-pool"
+
+    public let options: Options
+    /// The worker program's path.
+    public let executablePath: String
+
+    private let lock = _AdaptiveLock()
+    /// Live workers waiting for a task, least recently used first.
+    private var idle: [_WorkerProcess] = []
+    private var closed = false
+
+    /// - Throws: `.invalidOption` for a worker count below 1 or an executable that is not there.
+    public init(_ options: Options = Options()) throws(DataflowError) {
+        guard options.workerCount >= 1 else {
+            throw DataflowError(.invalidOption, "a process executor needs at least 1 worker, not \(options.workerCount)")
+        }
+        let path = options.executable ?? ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw DataflowError(.invalidOption, "worker executable '\(path)' does not exist or is not executable")
+        }
+        self.options = options
+        self.executablePath = path
+        // A worker that died must not kill us when we write its next request.
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    deinit { shutdown() }
+
+    /// Starts the workers that are not running yet, so that the first tasks do not wait for them.
+    /// - Throws: `.executor` if a worker cannot be started.
+    public func start() throws(DataflowError) {
+        let missing = lock.withLock { max(0, options.workerCount - idle.count) }
+        var started: [_WorkerProcess] = []
+        for _ in 0..<missing { started.append(try spawn()) }
+        lock.withLock { idle.append(contentsOf: started) }
+    }
+
+    /// Process ids of the idle live workers (for inspection and tests).
+    public var idleWorkerPIDs: [Int32] {
+        lock.withLock { idle.filter(\.isAlive).map(\.pid) }
+    }
+
+    /// Stops every idle worker (they exit when their request pipe closes). Workers running a
+    /// task stop when they are given back.
+    public func shutdown() {
+        let workers = lock.withLock { () -> [_WorkerProcess] in
+            closed = true
+            defer { idle.removeAll() }
+            return idle
+        }
+        for worker in workers { worker.closeRequests() }
+    }
+
+    // MARK: Lending workers to attempts
+
+    /// An idle live worker, least recently used first, or a new one.
+    func acquire() throws(DataflowError) -> _WorkerProcess {
+        let reused = lock.withLock { () -> _WorkerProcess? in
+            while !idle.isEmpty {
+                let worker = idle.removeFirst()
+                if worker.isAlive { return worker }
+            }
+            return nil
+        }
+        if let reused { return reused }
+        return try spawn()
+    }
+
+    /// Gives a worker back after a task; a dead one is dropped (the next `acquire` replaces it).
+    func release(_ worker: _WorkerProcess) {
+        let keep = lock.withLock { () -> Bool in
+            guard worker.isAlive && !closed else { return false }
+            idle.append(worker)
+            return true
+        }
+        if !keep { worker.closeRequests() }
+    }
+
+    private func spawn() throws(DataflowError) -> _WorkerProcess {
+        try _WorkerProcess.spawn(executable: executablePath, arguments: options.arguments + [Self.workerFlag])
+    }
+}

@@ -1,0 +1,121 @@
+// Workflows built both by the Dataflow tests (in the test process) and by the DataflowTestWorker
+// program (in worker processes): a worker runs the very functions the test declared.
+import Dataflow
+import Foundation
+import ObjectStore
+
+public enum TestWorkflows {
+    /// Every workflow the worker program serves.
+    public static func all() -> [Workflow] {
+        [workerDemo(), poolCompare(), poolFaults(), poolChain(length: 1_000)]
+    }
+
+    /// Where tasks that must be killed from outside write their pid: `$DATAFLOW_TEST_MARKERS`.
+    public static var markerDirectory: String {
+        ProcessInfo.processInfo.environment["DATAFLOW_TEST_MARKERS"] ?? NSTemporaryDirectory()
+    }
+
+    /// The marker file of an attempt: `<markerDirectory>/<task>.<attempt>.pid`, holding its pid.
+    public static func markerPath(task: String, attempt: Int) -> String {
+        "\(markerDirectory)/\(task).\(attempt).pid"
+    }
+
+    /// The worker-mode tests' workflow (one task at a time, `--dataflow-worker spec.json`).
+    public static func workerDemo() -> Workflow {
+        let workflow = Workflow("worker-demo")
+        let source = workflow.task("source") { Tensor<Float>([1, 2, 3]) }
+        workflow.task("double", source) { (x: Tensor<Float>) throws -> Tensor<Float> in
+            TaskContext.current!.logger.info("doubling \(x.count) scalars")
+            return try TaskContext.current!.makeTensor(shape: x.shape, of: Float.self) { out in
+                for index in out.indices { out[index] = 2 * x[index] }
+            }
+        }
+        let count = workflow.task("count") { 40 }
+        workflow.task("add", count, count) { (a: Int, b: Int) in a + b + 2 }
+        workflow.task("fail") { () throws -> Int in
+            struct Broken: Error, CustomStringConvertible { var description: String { "the task is broken" } }
+            throw Broken()
+        }
+        return workflow
+    }
+
+    /// A graph the process-executor tests run on both executors and compare: a tensor made in
+    /// place, doubled, summed; two small values added; a task that prints.
+    public static func poolCompare() -> Workflow {
+        let workflow = Workflow("pool-compare")
+        let source = workflow.task("source") { () throws -> Tensor<Float> in
+            try TaskContext.current!.makeTensor(shape: [1 << 20], of: Float.self) { out in
+                for index in out.indices { out[index] = Float(index % 7) }
+            }
+        }
+        let doubled = workflow.task("double", source) { (x: Tensor<Float>) throws -> Tensor<Float> in
+            try TaskContext.current!.makeTensor(shape: x.shape, of: Float.self) { out in
+                for index in out.indices { out[index] = 2 * x[index] }
+            }
+        }
+        workflow.task("sum", doubled) { (x: Tensor<Float>) in x.reduce(0.0) { $0 + Double($1) } }
+        let count = workflow.task("count") { 40 }
+        workflow.task("add", count, count) { (a: Int, b: Int) in a + b + 2 }
+        workflow.task("hello") { () -> String in
+            print("hello on standard output from pid \(getpid())")
+            FileHandle.standardError.write(Data("hello on standard error\n".utf8))
+            TaskContext.current!.logger.info("hello through the logger")
+            return "hello from attempt \(TaskContext.current!.attempt)"
+        }
+        return workflow
+    }
+
+    /// Tasks that crash, hang, or wait to be killed, for the fault tests. Each is run alone
+    /// (`RunOptions.results` / a workflow run per task is not needed: the tests pick tasks by
+    /// building runs over this workflow with `onFailure: .keepGoing`).
+    public static func poolFaults() -> Workflow {
+        let workflow = Workflow("pool-faults")
+        // First attempt: crashes the worker (a trap). Second: succeeds.
+        workflow.task("crash-once", options: TaskOptions(retries: RetryPolicy(failures: 1, backoffSeconds: 0))) { () -> Int in
+            if TaskContext.current!.attempt == 1 { fatalError("crashing the worker on purpose") }
+            return 7
+        }
+        // First attempt: starts a 256 MiB tensor and writes it forever, after leaving its pid
+        // (the test SIGKILLs it mid-write). Second: writes it whole.
+        workflow.task("killed-mid-write", options: TaskOptions(retries: RetryPolicy(failures: 1, backoffSeconds: 0))) { () throws -> Tensor<Float> in
+            let context = TaskContext.current!
+            return try context.makeTensor(shape: [64 << 20], of: Float.self) { out in
+                if context.attempt == 1 {
+                    try? "\(getpid())".write(toFile: markerPath(task: "killed-mid-write", attempt: 1), atomically: true, encoding: .utf8)
+                    var round: Float = 0
+                    while true {
+                        round += 1
+                        for index in stride(from: 0, to: out.count, by: 1024) { out[index] = round }
+                    }
+                }
+                for index in out.indices { out[index] = 1 }
+            }
+        }
+        // First attempt: waits to be stopped with SIGTERM (a preemption). Second: succeeds.
+        workflow.task("preempted-once", options: TaskOptions(retries: RetryPolicy(failures: 0, preemptions: 1, backoffSeconds: 0))) { () -> Int in
+            if TaskContext.current!.attempt == 1 {
+                try? "\(getpid())".write(toFile: markerPath(task: "preempted-once", attempt: 1), atomically: true, encoding: .utf8)
+                while true { sleep(1) }
+            }
+            return 11
+        }
+        // Never returns (and never checks for cancellation): only killing stops it.
+        workflow.task("hangs", options: TaskOptions(timeoutSeconds: 1)) { () -> Int in
+            while true { sleep(1) }
+        }
+        // Runs beside the others and must not notice them.
+        workflow.task("bystander") { () -> Int in
+            usleep(300_000)
+            return 5
+        }
+        return workflow
+    }
+
+    /// A chain of `length` trivial tasks (the per-hop benchmark's graph).
+    public static func poolChain(length: Int) -> Workflow {
+        let workflow = Workflow("pool-chain-\(length)")
+        var previous = workflow.task("t0") { 0 }
+        for index in 1..<length { previous = workflow.task("t\(index)", previous) { $0 + 1 } }
+        return workflow
+    }
+}

@@ -1,0 +1,134 @@
+import DataflowTestWorkflows
+import Dataflow
+import Foundation
+import ObjectStore
+import Testing
+
+/// The process executor: warm workers (Tests/DataflowTestWorker, which builds the same
+/// workflows as these tests) attached to the run's store, real processes, real signals.
+@Suite(.serialized) struct ProcessExecutorTests {
+    static let workerPath = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        .deletingLastPathComponent().appendingPathComponent("DataflowTestWorker").path
+
+    /// Markers of tasks that wait to be killed; the workers inherit this process's environment.
+    static let markers: String = {
+        let path = NSTemporaryDirectory() + "dataflow-markers-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        setenv("DATAFLOW_TEST_MARKERS", path, 1)
+        return path
+    }()
+
+    func makeExecutor(workers: Int) throws -> ProcessExecutor {
+        _ = Self.markers
+        return try ProcessExecutor(.init(workerCount: workers, executable: Self.workerPath, prefaultStore: false))
+    }
+
+    @Test func theSameWorkflowGivesTheSameResultsOnTheLocalAndTheProcessExecutor() async throws {
+        try await withWorkdir { directory in
+            let pool = try makeExecutor(workers: 2)
+            defer { pool.shutdown() }
+            var results: [String: (sum: Double, add: Int, double: [Float], hello: String)] = [:]
+            for (name, executor) in [("local", Executor.local), ("processes", Executor.processes(pool))] {
+                let workflow = TestWorkflows.poolCompare()
+                var options = RunOptions(workdir: directory, storeCapacityBytes: 64 << 20)
+                options.executor = executor
+                options.results = ["sum", "add", "double", "hello"]
+                let run = try await workflow.run(options)
+                let doubled = try run.result(named: "double", as: Tensor<Float>.self)
+                results[name] = (
+                    try run.result(named: "sum", as: Double.self), try run.result(named: "add", as: Int.self),
+                    Array(doubled.scalars.prefix(8)) + [doubled.scalars.last!], try run.result(named: "hello", as: String.self))
+                let events = try RunLog.read(at: run.logPath).filter { $0.kind == .attempt }
+                #expect(events.count == 6 && events.allSatisfy { $0.executor == name && $0.outcome == .succeeded })
+                if name == "processes" {
+                    // The worker's standard output and error, and its logger, went to the attempt's log.
+                    let log = try String(contentsOfFile: "\(run.directory)/logs/hello.1.log", encoding: .utf8)
+                    #expect(log.contains("hello on standard output") && log.contains("hello on standard error") && log.contains("hello through the logger"))
+                    #expect(!log.contains("\(getpid())"), "the task ran in this process")
+                }
+            }
+            let local = try #require(results["local"]), processes = try #require(results["processes"])
+            #expect(local.sum == processes.sum && local.sum == 2 * Double((0..<(1 << 20)).reduce(0) { $0 + $1 % 7 }))
+            #expect(local.add == 82 && processes.add == 82)
+            #expect(local.double == processes.double && local.double.prefix(3) == [0, 2, 4])
+            #expect(local.hello == processes.hello)
+        }
+    }
+
+    @Test func workersStayWarmAcrossRuns() async throws {
+        try await withWorkdir { directory in
+            let pool = try makeExecutor(workers: 2)
+            defer { pool.shutdown() }
+            try pool.start()
+            let before = Set(pool.idleWorkerPIDs)
+            #expect(before.count == 2)
+            for _ in 0..<2 {
+                var options = RunOptions(workdir: directory, storeCapacityBytes: 16 << 20)
+                options.executor = .processes(pool)
+                let run = try await TestWorkflows.poolChain(length: 1_000).run(options)
+                #expect(try run.result(named: "t999", as: Int.self) == 999)
+            }
+            #expect(Set(pool.idleWorkerPIDs) == before, "the same two workers ran every task")
+        }
+    }
+
+    /// A crash, a SIGKILL in the middle of a 256 MiB write, a SIGTERM (preemption) and a task past
+    /// its timeout, all in one run beside a task that must not notice.
+    @Test func deadWorkersAreReplacedTheirTasksRetriedByCauseAndTheStoreStaysConsistent() async throws {
+        try await withWorkdir { directory in
+            let pool = try makeExecutor(workers: 3)
+            defer { pool.shutdown() }
+            let store = try SharedObjectStore.create(named: "test-pool-faults-\(getpid())", capacityBytes: 600 << 20)
+            defer { try? SharedObjectStore.remove(named: store.name) }
+            for task in ["killed-mid-write", "preempted-once"] { unlink(TestWorkflows.markerPath(task: task, attempt: 1)) }
+            var options = RunOptions(workdir: directory, onFailure: .keepGoing, store: store)
+            options.executor = .processes(pool)
+            options.runID = "faults-\(getpid())"
+            let running = Task { try await TestWorkflows.poolFaults().run(options) }
+
+            // Kill the writer in the middle of its write, and stop the other one as a batch system would.
+            let killed = try await waitForPID(of: "killed-mid-write")
+            usleep(200_000)
+            #expect(kill(killed, SIGKILL) == 0)
+            let preempted = try await waitForPID(of: "preempted-once")
+            #expect(kill(preempted, SIGTERM) == 0)
+
+            let error = await expectDataflowError(.taskFailed) { try await running.value }
+            #expect(error?.failures.map(\.task) == ["hangs"])
+            #expect(error?.failures.first?.message.contains("timed out after 1") == true)
+
+            let events = try RunLog.read(at: "\(directory)/runs/\(options.runID!)/run.jsonl").filter { $0.kind == .attempt }
+            func outcomes(_ task: String) -> [AttemptOutcome] { events.filter { $0.task == task }.compactMap(\.outcome) }
+            func messages(_ task: String) -> String { events.filter { $0.task == task }.compactMap(\.message).joined(separator: " | ") }
+            #expect(outcomes("crash-once") == [.failed, .succeeded], "\(messages("crash-once"))")
+            #expect(messages("crash-once").contains("died while running the task: killed by signal"))
+            #expect(outcomes("killed-mid-write") == [.failed, .succeeded], "\(messages("killed-mid-write"))")
+            #expect(messages("killed-mid-write").contains("SIGKILL"))
+            #expect(outcomes("preempted-once") == [.preempted, .succeeded], "\(messages("preempted-once"))")
+            #expect(outcomes("hangs") == [.failed])
+            #expect(outcomes("bystander") == [.succeeded])
+
+            // Nothing half-written remains, no dead worker holds anything, every invariant holds.
+            _ = try store.reclaimDeadProcesses()
+            let statistics = try store.statistics()
+            #expect(statistics.creatingCount == 0, "\(statistics)")
+            try store.verifyIntegrity()
+        }
+    }
+
+    @Test func aBadExecutableOrWorkerCountIsATypedError() async throws {
+        await expectDataflowError(.invalidOption) { try ProcessExecutor(.init(workerCount: 0, executable: Self.workerPath)) }
+        let error = await expectDataflowError(.invalidOption) { try ProcessExecutor(.init(executable: "/nonexistent/worker")) }
+        #expect(error?.message.contains("/nonexistent/worker") == true)
+    }
+
+    /// The pid an attempt-1 task left in its marker file.
+    func waitForPID(of task: String) async throws -> pid_t {
+        let path = TestWorkflows.markerPath(task: task, attempt: 1)
+        for _ in 0..<600 {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8), let pid = pid_t(text) { return pid }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        throw Boom()
+    }
+}
