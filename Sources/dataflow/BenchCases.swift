@@ -1,0 +1,52 @@
+import Materialize
+
+/// The benchmark cases, in the order they run and print.
+enum BenchCases {
+    /// Executors whose memory passing is measured. Each runner adds `pass/memory-<name>` (the
+    /// chain, once per `--policies` policy) and `pass/memory-<name>-fanout`.
+    ///
+    /// Extension point: `pass/memory-processes` is a `WorkflowRunner` named "processes" that runs
+    /// the workflow on the process executor, appended here once that executor exists.
+    static let memoryRunners: [any WorkflowRunner] = [LocalRunner()]
+
+    /// Every case for these settings.
+    static func all(_ settings: BenchSettings) -> [any BenchCase] {
+        var cases: [any BenchCase] = [MemcpyBaseline(), FileWriteFsyncReadBaseline(), LZ4FrameBaseline()]
+        cases.append(DiskChain())
+        for runner in memoryRunners {
+            for policy in settings.policies { cases.append(MemoryChain(runner: runner, policy: policy)) }
+        }
+        cases.append(DiskFanout())
+        for runner in memoryRunners { cases.append(MemoryFanout(runner: runner)) }
+        cases += [
+            StorePutCopy(), StoreGetSameProcess(), StoreGetCrossProcess(),
+            TaskOverheadFanout(), TaskOverheadChain(),
+            SpillWrite(), SpillRestore(),
+        ]
+        return cases
+    }
+
+    /// The cases whose names match one of `patterns`: an exact name, a prefix ending in `/`
+    /// (`pass/`), or a prefix ending in `*` (`pass/memory*`).
+    static func select(_ cases: [any BenchCase], matching patterns: [String]) -> [any BenchCase] {
+        guard !patterns.isEmpty else { return cases }
+        return cases.filter { benchCase in patterns.contains { matches(benchCase.name, $0) } }
+    }
+
+    static func matches(_ name: String, _ pattern: String) -> Bool {
+        if pattern.hasSuffix("*") { return name.hasPrefix(String(pattern.dropLast())) }
+        if pattern.hasSuffix("/") { return name.hasPrefix(pattern) }
+        return name == pattern
+    }
+
+    /// Pairs of (disk case, memory case) whose ratio the table prints.
+    static func comparisons() -> [(disk: String, memory: String)] {
+        var pairs: [(String, String)] = []
+        for runner in memoryRunners {
+            pairs.append(("pass/disk", "pass/memory-\(runner.name)"))
+            pairs.append(("pass/disk", "pass/memory-\(runner.name)[always]"))
+            pairs.append(("pass/disk-fanout", "pass/memory-\(runner.name)-fanout"))
+        }
+        return pairs
+    }
+}

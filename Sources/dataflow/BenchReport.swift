@@ -1,0 +1,80 @@
+import Foundation
+
+/// A finished benchmark: the machine, the settings and every result; rendered as a table,
+/// one JSON document, or CSV (and an SVG chart, `BenchChart`).
+struct BenchReport: Sendable {
+    var machine: MachineInfo
+    var settings: BenchSettings
+    var results: [BenchResult]
+
+    /// The JSON document: `{"machine": {...}, "results": [{"case", "bytes", "median_seconds", "p90_seconds", "runs"}, ...]}`.
+    func json() throws -> String {
+        struct Document: Encodable {
+            var machine: MachineInfo
+            var results: [BenchResult]
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(Document(machine: machine, results: results)), as: UTF8.self)
+    }
+
+    /// `case,bytes,median_seconds,p90_seconds,runs`, one line per result.
+    func csv() -> String {
+        var out = "case,bytes,median_seconds,p90_seconds,runs\n"
+        for result in results {
+            let name = result.benchCase.contains(",") ? "\"\(result.benchCase)\"" : result.benchCase
+            out += "\(name),\(result.bytes),\(result.medianSeconds),\(result.p90Seconds),\(result.runs)\n"
+        }
+        return out
+    }
+
+    /// The plain-text table, then the memory-against-disk ratios.
+    func table() -> String {
+        var out = "dataflow bench: \(machine.cpuCount) cores (\(machine.cpuModel)), \(ByteSize.human(machine.memoryBytes)) memory, \(machine.os), Swift \(machine.swiftVersion), \(machine.date)\n"
+        out += "stages \(settings.stages), \(settings.runs) runs per case and size\(settings.quick ? " (--quick)" : ""); times are medians and p90s, per run of the case or per operation\n\n"
+        var table = TextTable(["case", "size", "median", "p90", "per", "throughput", "runs"], rightAligned: [1, 2, 3, 5, 6])
+        for result in results {
+            let fixedSize = result.benchCase.hasPrefix("task/")
+            table.append([
+                result.benchCase, fixedSize ? "-" : ByteSize(result.bytes).description, Format.seconds(result.medianSeconds),
+                Format.seconds(result.p90Seconds), Self.perLabel(result),
+                fixedSize || result.benchCase.hasPrefix("store/get") ? "-" : Format.throughput(bytes: result.bytes, seconds: result.medianSeconds),
+                "\(result.runs)",
+            ])
+        }
+        out += table.render()
+        let ratios = ratioLines()
+        if !ratios.isEmpty { out += "\nmemory passing against disk passing (disk median ÷ memory median; the issue's target is ≥ 10× for a 3-stage chain of 512MiB):\n" + ratios.joined() }
+        return out
+    }
+
+    private static func perLabel(_ result: BenchResult) -> String {
+        switch result.benchCase {
+        case "task/overhead-fanout": return "task"
+        case "task/overhead-chain": return "hop"
+        default: return result.unit == .operation ? (result.benchCase.hasPrefix("store/get") ? "get" : result.benchCase.hasPrefix("store/put") ? "put" : "copy") : "run"
+        }
+    }
+
+    /// One line per (disk, memory) pair and size that both measured.
+    func ratioLines() -> [String] {
+        var lines: [String] = []
+        for (disk, memory) in BenchCases.comparisons() {
+            for result in results where result.benchCase == memory {
+                guard let baseline = results.first(where: { $0.benchCase == disk && $0.bytes == result.bytes }), result.medianSeconds > 0 else { continue }
+                let ratio = baseline.medianSeconds / result.medianSeconds
+                let label = result.bytes == baseline.bytes ? ByteSize(result.bytes).description : ""
+                lines.append("  \(label) \(memory) vs \(disk): " + String(format: "%.1f", ratio)
+                    + "× faster (\(Format.seconds(result.medianSeconds)) vs \(Format.seconds(baseline.medianSeconds)), \(settings.stages) stages)\n")
+            }
+        }
+        return lines
+    }
+
+    /// The ratio of `disk` to `memory` medians at `bytes`, if both were measured.
+    func ratio(disk: String, memory: String, bytes: Int) -> Double? {
+        guard let d = results.first(where: { $0.benchCase == disk && $0.bytes == bytes }),
+              let m = results.first(where: { $0.benchCase == memory && $0.bytes == bytes }), m.medianSeconds > 0 else { return nil }
+        return d.medianSeconds / m.medianSeconds
+    }
+}

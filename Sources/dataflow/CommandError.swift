@@ -1,0 +1,56 @@
+import Foundation
+
+/// The errors of the `dataflow` command. Each message names the option, store, run or file at
+/// fault; ArgumentParser prints it as `Error: <message>` and exits with status 1.
+enum CommandError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// A size string that does not parse (`option` names where it came from).
+    case invalidSize(value: String, option: String, reason: String)
+    /// An option value out of range or not understood.
+    case invalidOption(option: String, value: String, reason: String)
+    /// No store of this name exists in /dev/shm.
+    case storeNotFound(name: String)
+    /// The store exists but could not be read.
+    case storeUnreadable(name: String, reason: String)
+    /// No run of this id under the work directory.
+    case runNotFound(run: String, workdir: String, known: [String])
+    /// A run id prefix that matches several runs.
+    case ambiguousRun(run: String, matches: [String])
+    /// The run log exists but does not parse.
+    case runLogUnreadable(path: String, reason: String)
+    /// A benchmark case failed.
+    case benchFailed(benchCase: String, bytes: Int, reason: String)
+    /// A step of the demo failed.
+    case demoFailed(reason: String)
+    /// A file operation failed.
+    case io(path: String, operation: String, reason: String)
+
+    var description: String {
+        switch self {
+        case .invalidSize(let value, let option, let reason):
+            return "invalid size '\(value)' for \(option): \(reason) (examples: 4096, 64KiB, 1MiB, 256MiB, 1GiB, 1.5GB)"
+        case .invalidOption(let option, let value, let reason):
+            return "invalid value '\(value)' for \(option): \(reason)"
+        case .storeNotFound(let name):
+            return "no store named '\(name)' exists (looked for /dev/shm/dataflow.\(name))"
+        case .storeUnreadable(let name, let reason):
+            return "cannot read store '\(name)': \(reason)"
+        case .runNotFound(let run, let workdir, let known):
+            let list = known.isEmpty ? "there are no runs there" : "known runs: " + known.prefix(10).joined(separator: ", ") + (known.count > 10 ? ", ..." : "")
+            return "no run '\(run)' under '\(workdir)/runs' (\(list); set --workdir or $DATAFLOW_WORKDIR)"
+        case .ambiguousRun(let run, let matches):
+            return "run '\(run)' is ambiguous: it starts \(matches.count) run ids (\(matches.joined(separator: ", ")))"
+        case .runLogUnreadable(let path, let reason):
+            return "cannot read run log '\(path)': \(reason)"
+        case .benchFailed(let benchCase, let bytes, let reason):
+            return "bench case '\(benchCase)' at \(ByteSize(bytes)) failed: \(reason)"
+        case .demoFailed(let reason):
+            return "demo failed: \(reason)"
+        case .io(let path, let operation, let reason):
+            return "\(operation) '\(path)' failed: \(reason)"
+        }
+    }
+}
+
+extension CommandError: LocalizedError {
+    var errorDescription: String? { description }
+}

@@ -1,0 +1,140 @@
+import Dataflow
+import Foundation
+import Materialize
+import ObjectStore
+
+/// Runs a workflow on one executor: what the `pass/memory-<executor>` cases vary.
+///
+/// Extension point: a case family per executor. `BenchCases.memoryRunners` lists the runners;
+/// each one gets `pass/memory-<name>` (chain, under every `--policies` policy) and
+/// `pass/memory-<name>-fanout`.
+protocol WorkflowRunner: Sendable {
+    /// The executor's name in case names (`local` → `pass/memory-local`).
+    var name: String { get }
+    func run(_ workflow: Workflow, options: RunOptions) async throws -> WorkflowRun
+}
+
+/// The local executor: threads of this process (`Workflow.run`).
+struct LocalRunner: WorkflowRunner {
+    let name = "local"
+    func run(_ workflow: Workflow, options: RunOptions) async throws -> WorkflowRun {
+        try await workflow.run(options)
+    }
+}
+
+/// A store for the memory-passing cases: prefaulted (so that tasks write at memory speed, as a
+/// long-lived store's warm pages do), with room for every value live at once, well under the
+/// spilling watermark. Removed afterwards.
+struct BenchStore {
+    let store: SharedObjectStore
+
+    init(valueBytes: Int, liveValues: Int, maxObjects: Int? = nil) throws {
+        let name = "dataflow-bench-\(getpid())-\(ObjectID.random().description.prefix(8))"
+        let capacity = (liveValues + 1) * (valueBytes + 4096) + (16 << 20)
+        store = try SharedObjectStore.create(named: name, capacityBytes: capacity, options: StoreOptions(maxObjects: maxObjects, prefault: true))
+    }
+
+    func remove() { try? SharedObjectStore.remove(named: store.name) }
+}
+
+extension WorkflowRunner {
+    /// Runs `workflow` on `store`, timed; then deletes its results from the store and removes
+    /// its run directory (untimed).
+    func timedRun(_ workflow: Workflow, store: SharedObjectStore, scratch: String, results: [String]) async throws -> Double {
+        var options = RunOptions(workdir: scratch, store: store, results: results)
+        options.progress = .never
+        var finished: WorkflowRun?
+        let seconds = try await Stopwatch.time { finished = try await run(workflow, options: options) }
+        if let run = finished {
+            for name in results { if let id = try? run.handle(named: name).id { _ = try? store.delete(id) } }
+            try? FileManager.default.removeItem(atPath: run.directory)
+        }
+        return seconds
+    }
+}
+
+/// `pass/memory-<executor>[<policy>]`: the chain of `pass/disk`, as a workflow whose tasks
+/// write their values in place in the store and read their inputs as views. Under `auto`
+/// (named without a suffix) nothing touches a file; `[always]` also writes every value
+/// through to the run directory.
+struct MemoryChain: BenchCase {
+    let runner: any WorkflowRunner
+    let policy: MaterializationPolicy
+    var name: String { "pass/memory-\(runner.name)" + (policy == .auto ? "" : "[\(policy)]") }
+    let unit = BenchUnit.run
+
+    func measure(bytes: Int, _ settings: BenchSettings) async throws -> [Double] {
+        let bench = try BenchStore(valueBytes: bytes, liveValues: 3)
+        defer { bench.remove() }
+        let count = bytes / 4
+        var samples: [Double] = []
+        for _ in 0..<settings.runs {
+            let workflow = Workflow("bench-chain", policy: policy)
+            var previous = workflow.task("stage-0") { () throws -> Tensor<Float> in
+                try TaskContext.current!.makeTensor(shape: [count], of: Float.self) { span in
+                    span.withUnsafeMutableBufferPointer { StageWork.fillSource($0.baseAddress!, count: count) }
+                }
+            }
+            for stage in 1..<max(settings.stages, 1) {
+                previous = workflow.task("stage-\(stage)", previous) { (x: Tensor<Float>) throws -> Tensor<Float> in
+                    try x.withUnsafeBufferPointer { input in
+                        try TaskContext.current!.makeTensor(shape: [count], of: Float.self) { span in
+                            span.withUnsafeMutableBufferPointer { StageWork.transform(input.baseAddress!, $0.baseAddress!, count: count) }
+                        }
+                    }
+                }
+            }
+            samples.append(try await runner.timedRun(workflow, store: bench.store, scratch: settings.scratchDirectory, results: [previous.name]))
+        }
+        return samples
+    }
+}
+
+/// `pass/memory-<executor>-fanout`: the graph of `pass/disk-fanout` as a workflow: a source,
+/// K branches (`map`) that each transform their slice of the source's tensor (a view), and a
+/// gather that copies the K slices into one tensor.
+struct MemoryFanout: BenchCase {
+    let runner: any WorkflowRunner
+    var name: String { "pass/memory-\(runner.name)-fanout" }
+    let unit = BenchUnit.run
+
+    func measure(bytes: Int, _ settings: BenchSettings) async throws -> [Double] {
+        let bench = try BenchStore(valueBytes: bytes, liveValues: 4)
+        defer { bench.remove() }
+        let count = bytes / 4, branches = max(settings.stages, 1)
+        var samples: [Double] = []
+        for _ in 0..<settings.runs {
+            let workflow = Workflow("bench-fanout")
+            let source = workflow.task("source") { () throws -> Tensor<Float> in
+                try TaskContext.current!.makeTensor(shape: [count], of: Float.self) { span in
+                    span.withUnsafeMutableBufferPointer { StageWork.fillSource($0.baseAddress!, count: count) }
+                }
+            }
+            let shards = workflow.map("branch", over: (0..<branches).map { _ in source }) { (x: Tensor<Float>) throws -> Tensor<Float> in
+                // Which slice: the task's own index, from its name `branch[i]`.
+                let branch = Int(TaskContext.current!.taskName.dropFirst("branch[".count).dropLast()) ?? 0
+                let range = chunkRange(branch, of: branches, count: count)
+                return try x.withUnsafeBufferPointer { input in
+                    try TaskContext.current!.makeTensor(shape: [range.count], of: Float.self) { span in
+                        span.withUnsafeMutableBufferPointer {
+                            StageWork.transform(input.baseAddress! + range.lowerBound, $0.baseAddress!, count: range.count)
+                        }
+                    }
+                }
+            }
+            let gathered = workflow.gather("gather", shards) { (parts: [Tensor<Float>]) throws -> Tensor<Float> in
+                try TaskContext.current!.makeTensor(shape: [count], of: Float.self) { span in
+                    span.withUnsafeMutableBufferPointer { out in
+                        var offset = 0
+                        for part in parts {
+                            part.withUnsafeBufferPointer { (out.baseAddress! + offset).update(from: $0.baseAddress!, count: $0.count) }
+                            offset += part.count
+                        }
+                    }
+                }
+            }
+            samples.append(try await runner.timedRun(workflow, store: bench.store, scratch: settings.scratchDirectory, results: [gathered.name]))
+        }
+        return samples
+    }
+}
