@@ -40,14 +40,14 @@ struct FileWriteFsyncReadBaseline: BenchCase {
 }
 
 /// `baseline/lz4-frame`: liblz4 frame compression then decompression of quantised float32
-/// (compressible) data, one sample per round trip. The speed `SpillFile` builds on.
+/// (compressible: see `StageWork.fillQuantised`), one sample per round trip. The speed `SpillFile` builds on.
 struct LZ4FrameBaseline: BenchCase {
     let name = "baseline/lz4-frame"
     let unit = BenchUnit.run
 
     func measure(bytes: Int, _ settings: BenchSettings) async throws -> [Double] {
         let source = BenchBuffer(bytes: bytes), restored = BenchBuffer(bytes: bytes)
-        StageWork.fillQuantised(source.floats, count: source.floatCount, seed: 3)
+        StageWork.fillQuantised(source.floats, count: source.floatCount)
         var preferences = LZ4F_preferences_t()
         preferences.frameInfo.blockSizeID = LZ4F_max4MB
         preferences.frameInfo.blockMode = LZ4F_blockIndependent
@@ -82,5 +82,28 @@ struct LZ4FrameBaseline: BenchCase {
             throw CommandError.benchFailed(benchCase: name, bytes: bytes, reason: "the round trip changed the bytes")
         }
         return samples
+    }
+}
+
+/// `baseline/stage-work`: the work of the `pass/*` chain alone — the source's fill and K-1
+/// transforms between two buffers of ordinary memory, with no file and no store. The floor of
+/// both pass cases: what is left after it is the cost of passing the values.
+struct StageWorkBaseline: BenchCase {
+    let name = "baseline/stage-work"
+    let unit = BenchUnit.run
+
+    func measure(bytes: Int, _ settings: BenchSettings) async throws -> [Double] {
+        let first = BenchBuffer(bytes: bytes), second = BenchBuffer(bytes: bytes)
+        let count = bytes / 4
+        return (0..<settings.runs).map { _ in
+            Stopwatch.time {
+                var (input, output) = (first, second)
+                StageWork.fillSource(output.floats, count: count)
+                for _ in 1..<max(settings.stages, 1) {
+                    swap(&input, &output)
+                    StageWork.transform(input.floats, output.floats, count: count)
+                }
+            }
+        }
     }
 }

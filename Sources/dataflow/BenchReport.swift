@@ -32,19 +32,25 @@ struct BenchReport: Sendable {
     func table() -> String {
         var out = "dataflow bench: \(machine.cpuCount) cores (\(machine.cpuModel)), \(ByteSize.human(machine.memoryBytes)) memory, \(machine.os), Swift \(machine.swiftVersion), \(machine.date)\n"
         out += "stages \(settings.stages), \(settings.runs) runs per case and size\(settings.quick ? " (--quick)" : ""); times are medians and p90s, per run of the case or per operation\n\n"
-        var table = TextTable(["case", "size", "median", "p90", "per", "throughput", "runs"], rightAligned: [1, 2, 3, 5, 6])
+        var table = TextTable(["case", "size", "median", "p90", "per", "value bytes/s", "runs"], rightAligned: [1, 2, 3, 5, 6])
         for result in results {
             let fixedSize = result.benchCase.hasPrefix("task/")
             table.append([
                 result.benchCase, fixedSize ? "-" : ByteSize(result.bytes).description, Format.seconds(result.medianSeconds),
                 Format.seconds(result.p90Seconds), Self.perLabel(result),
-                fixedSize || result.benchCase.hasPrefix("store/get") ? "-" : Format.throughput(bytes: result.bytes, seconds: result.medianSeconds),
+                fixedSize || result.benchCase.hasPrefix("store/get") || result.benchCase.hasPrefix("pass/") ? "-" : Format.throughput(bytes: result.bytes, seconds: result.medianSeconds),
                 "\(result.runs)",
             ])
         }
         out += table.render()
         let ratios = ratioLines()
-        if !ratios.isEmpty { out += "\nmemory passing against disk passing (disk median ÷ memory median; the issue's target is ≥ 10× for a 3-stage chain of 512MiB):\n" + ratios.joined() }
+        if !ratios.isEmpty {
+            out += "\nmemory passing against disk passing, end to end (disk median ÷ memory median; the issue's target is ≥ 10× for a 3-stage chain of 512MiB):\n" + ratios.joined()
+        }
+        let overheads = passingCostLines()
+        if !overheads.isEmpty {
+            out += "\nthe cost of passing alone (median less baseline/stage-work, the same stages' work without files or store):\n" + overheads.joined()
+        }
         return out
     }
 
@@ -64,8 +70,25 @@ struct BenchReport: Sendable {
                 guard let baseline = results.first(where: { $0.benchCase == disk && $0.bytes == result.bytes }), result.medianSeconds > 0 else { continue }
                 let ratio = baseline.medianSeconds / result.medianSeconds
                 let label = result.bytes == baseline.bytes ? ByteSize(result.bytes).description : ""
-                lines.append("  \(label) \(memory) vs \(disk): " + String(format: "%.1f", ratio)
-                    + "× faster (\(Format.seconds(result.medianSeconds)) vs \(Format.seconds(baseline.medianSeconds)), \(settings.stages) stages)\n")
+                let verdict = ratio >= 1 ? String(format: "%.1f× faster", ratio) : String(format: "%.1f× slower", 1 / ratio)
+                lines.append("  \(label) \(memory) vs \(disk): \(verdict) (\(Format.seconds(result.medianSeconds)) vs \(Format.seconds(baseline.medianSeconds)), \(settings.stages) stages)\n")
+            }
+        }
+        return lines
+    }
+
+    /// For the chains: each pass case's median less the stage work's, and their ratio.
+    func passingCostLines() -> [String] {
+        var lines: [String] = []
+        for result in results where result.benchCase == "baseline/stage-work" {
+            let work = result.medianSeconds
+            guard let disk = results.first(where: { $0.benchCase == "pass/disk" && $0.bytes == result.bytes }) else { continue }
+            for memory in results where memory.bytes == result.bytes && memory.benchCase.hasPrefix("pass/memory-") && !memory.benchCase.contains("-fanout") {
+                let diskCost = disk.medianSeconds - work, memoryCost = memory.medianSeconds - work
+                let memoryText = memoryCost > 0 ? Format.seconds(memoryCost) : "within noise of the stage work (\(Format.seconds(memoryCost)))"
+                var line = "  \(ByteSize(result.bytes)) \(memory.benchCase): \(memoryText) against pass/disk \(Format.seconds(diskCost))"
+                if memoryCost > 0 && diskCost > 0 { line += String(format: " (%.0f× less)", diskCost / memoryCost) }
+                lines.append(line + "; stage work \(Format.seconds(work))\n")
             }
         }
         return lines

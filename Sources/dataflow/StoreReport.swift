@@ -86,9 +86,7 @@ struct StoreReport: Codable, Sendable {
         out += "  capacity       \(ByteSize.human(s.capacityBytes)) of heap (segment \(ByteSize.human(s.segmentBytes)), at most \(s.maxObjects) objects)\n"
         out += "  allocated      \(ByteSize.human(s.allocatedBytes)) (\(percent(s.allocatedBytes, of: s.capacityBytes))), high water \(ByteSize.human(s.highWaterBytes)) (\(percent(s.highWaterBytes, of: s.capacityBytes)))\n"
         out += "  free           \(ByteSize.human(s.freeBytes)), largest free block \(ByteSize.human(s.largestFreeBlockBytes))\n"
-        let others = processIDs.filter { $0 != ownProcessID }
-        out += "  processes      \(processIDs.count) attached: \(processIDs.map { $0 == ownProcessID ? "\($0) (this command)" : "\($0)" }.joined(separator: ", "))"
-        out += others.isEmpty ? "\n" : "\n"
+        out += "  processes      \(processIDs.count) attached: \(processIDs.map { $0 == ownProcessID ? "\($0) (this command)" : "\($0)" }.joined(separator: ", "))\n"
         if s.reclaimedProcessCount > 0 || s.lockOwnerDeathRecoveries > 0 {
             out += "  recovered      \(s.reclaimedProcessCount) dead process(es) reclaimed, \(s.lockOwnerDeathRecoveries) lock-owner recoveries\n"
         }
