@@ -87,7 +87,10 @@ struct BenchReport: Sendable {
                 let diskCost = disk.medianSeconds - work, memoryCost = memory.medianSeconds - work
                 let memoryText = memoryCost > 0 ? Format.seconds(memoryCost) : "within noise of the stage work (\(Format.seconds(memoryCost)))"
                 var line = "  \(ByteSize(result.bytes)) \(memory.benchCase): \(memoryText) against pass/disk \(Format.seconds(diskCost))"
-                if memoryCost > 0 && diskCost > 0 { line += String(format: " (%.0f× less)", diskCost / memoryCost) }
+                if memoryCost > 0 && diskCost > 0 {
+                    let ratio = diskCost / memoryCost
+                    line += ratio >= 1 ? String(format: " (%.1f× less)", ratio) : String(format: " (%.1f× more)", 1 / ratio)
+                }
                 lines.append(line + "; stage work \(Format.seconds(work))\n")
             }
         }
