@@ -25,7 +25,7 @@ test: deps
 
 test-tsan:
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan \
-	  --filter "ObjectLifecycleTests|CrossProcessTests|SharedObjectStoreTests|TypedValueTests|SpillManagerTests|PolicyTableTests|SpillFileTests|WorkflowTests|ShellTaskTests|WorkerModeTests"
+	  --filter "ObjectLifecycleTests|CrossProcessTests|SharedObjectStoreTests|TypedValueTests|SpillManagerTests|PolicyTableTests|SpillFileTests|WorkflowTests|ShellTaskTests|WorkerModeTests|ProcessExecutorTests"
 
 # Benchmarks (release build, ordo-one/benchmark): see Benchmarks/README.md.
 bench: deps

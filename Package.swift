@@ -16,10 +16,12 @@ let package = Package(
         .library(name: "Materialize", targets: ["Materialize"]),
         .library(name: "Dataflow", targets: ["Dataflow"]),
         .executable(name: "store-example", targets: ["StoreExample"]),
+        .executable(name: "dataflow", targets: ["DataflowCommand"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // Shared-memory segments, allocator, object table, handles, typed encoding.
@@ -43,6 +45,16 @@ let package = Package(
             name: "Dataflow",
             dependencies: ["ObjectStore", "Materialize", .product(name: "Logging", package: "swift-log")],
             swiftSettings: internalChecks
+        ),
+
+        // The `dataflow` command: demo, bench, store and run inspection; also its own worker.
+        .executableTarget(
+            name: "DataflowCommand",
+            dependencies: [
+                "Dataflow", "Materialize", "ObjectStore", "CLZ4",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/dataflow"
         ),
 
         // A small store example (producer and consumer processes sharing a tensor).
@@ -71,6 +83,10 @@ let package = Package(
             name: "DataflowTests",
             dependencies: ["Dataflow", "Materialize", "ObjectStore", "DataflowTestWorkflows", "DataflowTestWorker"],
             swiftSettings: internalChecks
+        ),
+        .testTarget(
+            name: "DataflowCommandTests",
+            dependencies: ["DataflowCommand"]
         ),
         .testTarget(
             name: "MaterializeTests",

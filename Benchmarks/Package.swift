@@ -42,6 +42,24 @@ let package = Package(
             path: "Benchmarks/DataflowBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // Issue 5's targets: warm worker processes (per hop; a 256 MiB tensor from one to another).
+        .executableTarget(
+            name: "ProcessBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Dataflow", package: "swift-dataflow"),
+                .product(name: "ObjectStore", package: "swift-dataflow"),
+                "BenchWorkflows", "DataflowBenchWorker",
+            ],
+            path: "Benchmarks/ProcessBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .target(
+            name: "BenchWorkflows",
+            dependencies: [.product(name: "Dataflow", package: "swift-dataflow"), .product(name: "ObjectStore", package: "swift-dataflow")],
+            path: "Sources/BenchWorkflows"
+        ),
+        .executableTarget(name: "DataflowBenchWorker", dependencies: ["BenchWorkflows", .product(name: "Dataflow", package: "swift-dataflow")], path: "Sources/DataflowBenchWorker"),
         // liblz4 for the compression-speed baseline (the same system library the library uses).
         .systemLibrary(name: "BenchLZ4", path: "Sources/BenchLZ4", pkgConfig: "liblz4"),
         // The "other process" of the cross-process benchmark: attaches, creates objects, waits.

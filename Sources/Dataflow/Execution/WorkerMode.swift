@@ -179,7 +179,9 @@ extension Workflow {
         }
         let bytesIn = handles.reduce(0) { $0 + $1.byteCount }
         let logPath = "\(spec.runDirectory)/logs/\(RunLog.safeFileName(spec.taskName)).\(spec.attempt).log"
-        try? FileManager.default.createDirectory(atPath: "\(spec.runDirectory)/logs", withIntermediateDirectories: true)
+        if attached == nil {  // a pool worker made it when it opened the log file
+            try? FileManager.default.createDirectory(atPath: "\(spec.runDirectory)/logs", withIntermediateDirectories: true)
+        }
         let sink = _LogSink(path: logPath)
         let logger = Logger(label: "dataflow.task.\(node.name)") { _ in _AttemptLogHandler(sink: sink) }
         let outputID = ObjectID(deriving: "\(spec.runID)/\(node.name)/\(spec.attempt)")

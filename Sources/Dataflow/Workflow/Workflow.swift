@@ -26,6 +26,8 @@ public final class Workflow: @unchecked Sendable {  // mutated only while buildi
     /// Identifies this workflow instance, so that a reference from another one is caught.
     let id = ObjectID.random()
     private(set) var nodes: [_TaskNode] = []
+    /// Task index by name (the first task of a name: duplicates are a validation error).
+    private var indexByName: [String: Int] = [:]
 
     public init(_ name: String, policy: MaterializationPolicy = .auto) {
         self.name = name
@@ -111,13 +113,14 @@ public final class Workflow: @unchecked Sendable {  // mutated only while buildi
     func appendNode<Output>(_ node: _TaskNode) -> TaskRef<Output> { add(node) }
 
     private func add<Output>(_ node: _TaskNode) -> TaskRef<Output> {
+        if indexByName[node.name] == nil { indexByName[node.name] = nodes.count }
         nodes.append(node)
         return TaskRef(name: node.name, workflowID: id, index: nodes.count - 1)
     }
 
     /// The index of the task named `name`, if any.
     func index(of name: String) -> Int? {
-        nodes.firstIndex { $0.name == name }
+        indexByName[name]
     }
 }
 

@@ -58,8 +58,11 @@ final class _PoolWorker {
         // The attempt's standard output and error go to its log file (removed again if empty).
         let logsDirectory = "\(spec.runDirectory)/logs"
         let logPath = "\(logsDirectory)/\(RunLog.safeFileName(spec.taskName)).\(spec.attempt).log"
-        try? FileManager.default.createDirectory(atPath: logsDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        var logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        if logFD < 0 && errno == ENOENT {
+            try? FileManager.default.createDirectory(atPath: logsDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        }
         if logFD >= 0 {
             dup2(logFD, STDOUT_FILENO)
             dup2(logFD, STDERR_FILENO)
