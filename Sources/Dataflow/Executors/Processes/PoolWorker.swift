@@ -2,7 +2,7 @@ import Foundation
 import Materialize
 import ObjectStore
 
-/// What the parent sends a pool worker for one attempt: one JSON line on the worker's fd 3.
+/// What the parent sends a pool worker for one attempt, on the worker's fd 3.
 struct _PoolRequest: Codable, Sendable {
     /// The task, its attempt, its inputs as object descriptors, the store and run directory.
     var spec: WorkerSpec
@@ -14,8 +14,8 @@ struct _PoolRequest: Codable, Sendable {
 }
 
 /// The worker side of a `ProcessExecutor`: reads requests from fd 3, runs each task with its
-/// standard output and error going to the attempt's log file, and writes a `WorkerResult` line
-/// to fd 4. Stores stay attached between tasks (that is what makes the worker warm).
+/// standard output and error going to the attempt's log file, and writes a `WorkerResult` to
+/// fd 4 (messages as in `WireFormat.swift`). Stores stay attached between tasks (that is what makes the worker warm).
 ///
 /// - Note: Not thread-safe; it is the worker process's main loop, one task at a time.
 final class _PoolWorker {
@@ -32,20 +32,29 @@ final class _PoolWorker {
     func serve() async {
         let savedOutput = dup(STDOUT_FILENO)
         let savedError = dup(STDERR_FILENO)
-        let decoder = JSONDecoder()
-        let encoder = JSONEncoder()
-        var reader = _LineReader(fd: requestFD)
-        while let line = reader.next() {
+        var framer = _WireFramer()
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let message: [UInt8]
+            do {
+                guard let next = try framer.next() else {
+                    let count = chunk.withUnsafeMutableBytes { read(requestFD, $0.baseAddress, $0.count) }
+                    if count < 0 && errno == EINTR { continue }
+                    guard count > 0 else { return }  // the executor closed the pipe, or is gone
+                    framer.append(chunk[0..<count])
+                    continue
+                }
+                message = next
+            } catch {
+                return  // not a request stream: stop serving
+            }
             let result: WorkerResult
             do {
-                let request = try decoder.decode(_PoolRequest.self, from: Data(line))
-                result = await run(request, savedOutput: savedOutput, savedError: savedError)
+                result = await run(try _PoolRequest(wire: message), savedOutput: savedOutput, savedError: savedError)
             } catch {
                 result = WorkerResult(outcome: .error, output: nil, message: "worker \(getpid()) could not read its request: \(error)", bytesIn: 0)
             }
-            var reply = (try? encoder.encode(result)) ?? Data(#"{"outcome":"error","bytesIn":0,"message":"worker could not encode its result"}"#.utf8)
-            reply.append(UInt8(ascii: "\n"))
-            guard Self.writeAll(replyFD, reply) else { return }  // the parent is gone
+            guard Self.writeAll(replyFD, result.wireMessage()) else { return }  // the parent is gone
         }
     }
 
@@ -91,7 +100,7 @@ final class _PoolWorker {
         return entry
     }
 
-    static func writeAll(_ fd: Int32, _ data: Data) -> Bool {
+    static func writeAll(_ fd: Int32, _ data: [UInt8]) -> Bool {
         data.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
@@ -103,30 +112,6 @@ final class _PoolWorker {
                 offset += written
             }
             return true
-        }
-    }
-}
-
-/// Reads newline-terminated lines from a file descriptor (blocking).
-struct _LineReader {
-    let fd: Int32
-    private var buffer: [UInt8] = []
-    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-
-    init(fd: Int32) { self.fd = fd }
-
-    /// The next line without its newline; nil at the end of the input.
-    mutating func next() -> [UInt8]? {
-        while true {
-            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Array(buffer[..<newline])
-                buffer.removeSubrange(...newline)
-                return line
-            }
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return nil }
-            buffer.append(contentsOf: chunk[0..<count])
         }
     }
 }

@@ -31,14 +31,11 @@ extension _AttemptContext {
             inputs: handles.map { .object($0.descriptor) }, runDirectory: runDirectory, resultPath: "")
         var request = _PoolRequest(spec: spec, spillRoot: spillRoot, prefaultStore: pool.options.prefaultStore)
         request.spec.workflow = workflowName
-        guard var line = try? JSONEncoder().encode(request) else {
-            return report(.error, nil, "cannot encode the request for a worker")
-        }
-        line.append(UInt8(ascii: "\n"))
+        let message = request.wireMessage()
 
         let worker: _WorkerProcess
         do { worker = try pool.acquire() } catch { return report(.error, nil, error.message) }
-        let reply = await worker.run([UInt8](line), timeout: node.options.timeoutSeconds)
+        let reply = await worker.run(message, timeout: node.options.timeoutSeconds)
         pool.release(worker)
         withExtendedLifetime(handles) {}  // held until the worker is done with them
 
@@ -52,7 +49,7 @@ extension _AttemptContext {
             }
             do {
                 let handle: ObjectHandle
-                do { handle = try store.get(descriptor) } catch { handle = try spill.get(descriptor.id).self }
+                do { handle = try store.get(descriptor) } catch { handle = try spill.get(descriptor.id) }
                 return report(.succeeded, handle, nil, bytesIn: result.bytesIn)
             } catch {
                 return report(.error, nil, "reading the output of worker \(worker.pid): \(error)", bytesIn: result.bytesIn)

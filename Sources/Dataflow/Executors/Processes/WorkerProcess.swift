@@ -1,8 +1,8 @@
 import Foundation
 import ObjectStore
 
-/// One worker process of a `ProcessExecutor`, seen from the parent: requests go to its fd 3 as
-/// JSON lines, replies come back on its fd 4 and are read by a thread of our own (a blocking
+/// One worker process of a `ProcessExecutor`, seen from the parent: requests go to its fd 3 and
+/// replies come back on its fd 4 (see `WireFormat.swift`), the replies and are read by a thread of our own (a blocking
 /// read must not hold a thread of Swift's concurrency pool). Its standard input is /dev/null;
 /// its standard output and error are ours between tasks and the attempt's log file during one.
 ///
@@ -113,10 +113,10 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
 
     // MARK: Requests
 
-    /// Sends one request line and waits for the reply, or for the worker's death. After
+    /// Sends one request message and waits for the reply, or for the worker's death. After
     /// `timeout` seconds the worker is killed (`Death.killReason == .timeout`); cancelling the
     /// calling task kills it too (`.cancelled`).
-    func run(_ requestLine: [UInt8], timeout: Double?) async -> Reply {
+    func run(_ request: [UInt8], timeout: Double?) async -> Reply {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Reply, Never>) in
                 let (number, early) = lock.withLock { () -> (Int, Reply?) in
@@ -130,7 +130,7 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
                     continuation.resume(returning: early)
                     return
                 }
-                if !writeAll(requestLine) {
+                if !writeAll(request) {
                     // The pipe broke: the worker is dying; its reader reports how it ended.
                     Glibc.kill(pid, SIGKILL)
                 }
@@ -180,21 +180,22 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     // MARK: Replies (the reader thread)
 
     private func readReplies() {
-        var buffer: [UInt8] = []
+        var framer = _WireFramer()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        let decoder = JSONDecoder()
-        while true {
+        reading: while true {
             let count = chunk.withUnsafeMutableBytes { read(responseFD, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { break }
-            buffer.append(contentsOf: chunk[0..<count])
-            while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Data(buffer[..<newline])
-                buffer.removeSubrange(...newline)
-                guard let result = try? decoder.decode(WorkerResult.self, from: line) else {
-                    // Not our protocol: something wrote to fd 4. Stop the worker; it is reported dead.
+            framer.append(chunk[0..<count])
+            while true {
+                let result: WorkerResult
+                do {
+                    guard let message = try framer.next() else { break }
+                    result = try WorkerResult(wire: message)
+                } catch {
+                    // Not our protocol: something else wrote to fd 4. Stop the worker; it is reported dead.
                     Glibc.kill(pid, SIGKILL)
-                    continue
+                    continue reading
                 }
                 let continuation = lock.withLock { () -> CheckedContinuation<Reply, Never>? in
                     defer { pending = nil }

@@ -1,0 +1,203 @@
+import ObjectStore
+
+// The messages between a `ProcessExecutor` and its workers, in a compact binary form: one per
+// attempt each way, so their cost is part of every hop (Foundation's JSON coders took ~60 µs of
+// a hop). A message is a little-endian UInt32 byte count, then its fields in a fixed order:
+// integers as 8 little-endian bytes, strings as a UInt32 byte count and UTF-8, flags as a byte.
+// Both ends are this library, in one build: the first byte of a message is its format version.
+
+/// Thrown when a message is cut short or malformed.
+struct _WireError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Appends fields to a message.
+struct _WireWriter {
+    private(set) var bytes: [UInt8] = [0, 0, 0, 0]  // the length, filled in by `finish`
+
+    mutating func u8(_ value: UInt8) { bytes.append(value) }
+    mutating func u64(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func int(_ value: Int) { u64(UInt64(bitPattern: Int64(value))) }
+    mutating func string(_ value: String) {
+        let utf8 = Array(value.utf8)
+        withUnsafeBytes(of: UInt32(utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: utf8)
+    }
+    mutating func optionalString(_ value: String?) {
+        u8(value == nil ? 0 : 1)
+        if let value { string(value) }
+    }
+
+    /// The message with its length in front.
+    mutating func finish() -> [UInt8] {
+        let length = UInt32(bytes.count - 4).littleEndian
+        withUnsafeBytes(of: length) { for (index, byte) in $0.enumerated() { bytes[index] = byte } }
+        return bytes
+    }
+}
+
+/// Reads the fields of one message (without its length prefix).
+struct _WireReader {
+    private let bytes: [UInt8]
+    private var offset = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func u8() throws(_WireError) -> UInt8 {
+        guard offset < bytes.count else { throw _WireError(description: "message cut short at byte \(offset)") }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+    mutating func u64() throws(_WireError) -> UInt64 {
+        guard offset + 8 <= bytes.count else { throw _WireError(description: "message cut short at byte \(offset)") }
+        var value: UInt64 = 0
+        for index in 0..<8 { value |= UInt64(bytes[offset + index]) << (8 * UInt64(index)) }
+        offset += 8
+        return value
+    }
+    mutating func int() throws(_WireError) -> Int { Int(truncatingIfNeeded: Int64(bitPattern: try u64())) }
+    mutating func string() throws(_WireError) -> String {
+        guard offset + 4 <= bytes.count else { throw _WireError(description: "message cut short at byte \(offset)") }
+        var count = 0
+        for index in 0..<4 { count |= Int(bytes[offset + index]) << (8 * index) }
+        offset += 4
+        guard offset + count <= bytes.count else { throw _WireError(description: "a string of \(count) bytes overruns the message") }
+        defer { offset += count }
+        return String(decoding: bytes[offset..<offset + count], as: UTF8.self)
+    }
+    mutating func optionalString() throws(_WireError) -> String? {
+        try u8() == 0 ? nil : try string()
+    }
+}
+
+/// Splits a byte stream into length-prefixed messages.
+struct _WireFramer {
+    private var buffer: [UInt8] = []
+    /// Messages longer than this are refused (a worker's or parent's bug, not data).
+    static let maximumMessageBytes = 64 << 20
+
+    mutating func append(_ bytes: some Collection<UInt8>) { buffer.append(contentsOf: bytes) }
+
+    /// The next whole message, if one has arrived.
+    mutating func next() throws(_WireError) -> [UInt8]? {
+        guard buffer.count >= 4 else { return nil }
+        let length = Int(buffer[0]) | Int(buffer[1]) << 8 | Int(buffer[2]) << 16 | Int(buffer[3]) << 24
+        guard length <= Self.maximumMessageBytes else { throw _WireError(description: "a message claims \(length) bytes") }
+        guard buffer.count >= 4 + length else { return nil }
+        let message = Array(buffer[4..<4 + length])
+        buffer.removeSubrange(0..<4 + length)
+        return message
+    }
+}
+
+private let wireVersion: UInt8 = 1
+
+extension ObjectDescriptor {
+    fileprivate func write(to writer: inout _WireWriter) {
+        writer.string(storeName)
+        writer.u64(id.high)
+        writer.u64(id.low)
+        writer.u64(generation)
+        writer.int(payloadOffset)
+        writer.int(byteCount)
+        writer.string(typeTag)
+    }
+
+    fileprivate init(reading reader: inout _WireReader) throws(_WireError) {
+        self.init(
+            storeName: try reader.string(), id: ObjectID(high: try reader.u64(), low: try reader.u64()), generation: try reader.u64(),
+            payloadOffset: try reader.int(), byteCount: try reader.int(), typeTag: try reader.string())
+    }
+}
+
+extension _PoolRequest {
+    func wireMessage() -> [UInt8] {
+        var writer = _WireWriter()
+        writer.u8(wireVersion)
+        writer.string(spec.runID)
+        writer.optionalString(spec.workflow)
+        writer.string(spec.taskName)
+        writer.int(spec.attempt)
+        writer.optionalString(spec.storeName)
+        writer.string(spec.runDirectory)
+        writer.string(spec.resultPath)
+        writer.string(spillRoot)
+        writer.u8(prefaultStore ? 1 : 0)
+        writer.int(spec.inputs.count)
+        for input in spec.inputs {
+            switch input {
+            case .object(let descriptor):
+                writer.u8(0)
+                descriptor.write(to: &writer)
+            case .file(let path):
+                writer.u8(1)
+                writer.string(path)
+            }
+        }
+        return writer.finish()
+    }
+
+    init(wire message: [UInt8]) throws(_WireError) {
+        var reader = _WireReader(message)
+        let version = try reader.u8()
+        guard version == wireVersion else { throw _WireError(description: "request of format version \(version), expected \(wireVersion)") }
+        let runID = try reader.string()
+        let workflow = try reader.optionalString()
+        let taskName = try reader.string()
+        let attempt = try reader.int()
+        let storeName = try reader.optionalString()
+        let runDirectory = try reader.string()
+        let resultPath = try reader.string()
+        let spillRoot = try reader.string()
+        let prefault = try reader.u8() != 0
+        let count = try reader.int()
+        guard (0...1_000_000).contains(count) else { throw _WireError(description: "a request claims \(count) inputs") }
+        var inputs: [WorkerSpec.Input] = []
+        for _ in 0..<count {
+            switch try reader.u8() {
+            case 0: inputs.append(.object(try ObjectDescriptor(reading: &reader)))
+            case 1: inputs.append(.file(try reader.string()))
+            case let kind: throw _WireError(description: "unknown input kind \(kind)")
+            }
+        }
+        var spec = WorkerSpec(runID: runID, taskName: taskName, attempt: attempt, storeName: storeName, inputs: inputs, runDirectory: runDirectory, resultPath: resultPath)
+        spec.workflow = workflow
+        self.init(spec: spec, spillRoot: spillRoot, prefaultStore: prefault)
+    }
+}
+
+extension WorkerResult {
+    func wireMessage() -> [UInt8] {
+        var writer = _WireWriter()
+        writer.u8(wireVersion)
+        writer.string(outcome.rawValue)
+        switch output {
+        case nil: writer.u8(0)
+        case .object(let descriptor)?:
+            writer.u8(1)
+            descriptor.write(to: &writer)
+        case .file(let path)?:
+            writer.u8(2)
+            writer.string(path)
+        }
+        writer.optionalString(message)
+        writer.int(bytesIn)
+        return writer.finish()
+    }
+
+    init(wire message: [UInt8]) throws(_WireError) {
+        var reader = _WireReader(message)
+        let version = try reader.u8()
+        guard version == wireVersion else { throw _WireError(description: "reply of format version \(version), expected \(wireVersion)") }
+        let outcomeName = try reader.string()
+        guard let outcome = AttemptOutcome(rawValue: outcomeName) else { throw _WireError(description: "unknown outcome '\(outcomeName)'") }
+        let output: Output?
+        switch try reader.u8() {
+        case 0: output = nil
+        case 1: output = .object(try ObjectDescriptor(reading: &reader))
+        case 2: output = .file(try reader.string())
+        case let kind: throw _WireError(description: "unknown output kind \(kind)")
+        }
+        self.init(outcome: outcome, output: output, message: try reader.optionalString(), bytesIn: try reader.int())
+    }
+}
