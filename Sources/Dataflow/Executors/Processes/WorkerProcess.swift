@@ -6,7 +6,8 @@ import ObjectStore
 /// read must not hold a thread of Swift's concurrency pool). Its standard input is /dev/null;
 /// its standard output and error are ours between tasks and the attempt's log file during one.
 ///
-/// - Note: Thread-safe: `pending`, `killReason`, `death` and `sequence` are guarded by `lock`.
+/// - Note: Thread-safe: `pending`, `arrived`, `inFlight`, `killReason`, `death` and `sequence`
+///   are guarded by `lock`.
 ///   One request at a time (the executor lends a worker to one attempt).
 final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded by `lock`
     /// Why the executor killed a worker.
@@ -30,7 +31,15 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     private let requestFD: Int32
     private let responseFD: Int32
     private let lock = _AdaptiveLock()
+    /// The suspended attempt waiting for the reply, if it stopped spinning.
     private var pending: CheckedContinuation<Reply, Never>?
+    /// A reply that arrived while the attempt was still spinning for it.
+    private var arrived: Reply?
+    /// A request is out and its reply not yet taken.
+    private var inFlight = false
+    /// How long an attempt polls for its reply before it suspends: a trivial task's reply comes
+    /// back within this, and taking it without suspending saves a thread wake-up per hop.
+    private static let spinNanoseconds: UInt64 = 200_000
     private var killReason: KillReason?
     private var death: Death?
     private var sequence = 0
@@ -117,36 +126,74 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     /// `timeout` seconds the worker is killed (`Death.killReason == .timeout`); cancelling the
     /// calling task kills it too (`.cancelled`).
     func run(_ request: [UInt8], timeout: Double?) async -> Reply {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Reply, Never>) in
-                let (number, early) = lock.withLock { () -> (Int, Reply?) in
-                    if let death { return (0, .died(death)) }
-                    sequence += 1
+        let (number, early) = lock.withLock { () -> (Int, Reply?) in
+            if let death { return (0, .died(death)) }
+            sequence += 1
+            inFlight = true
+            arrived = nil
+            killReason = nil
+            return (sequence, nil)
+        }
+        if let early { return early }
+        return await withTaskCancellationHandler {
+            if !writeAll(request) {
+                // The pipe broke: the worker is dying; its reader reports how it ended.
+                Glibc.kill(pid, SIGKILL)
+            }
+            if let timeout {
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [self] in kill(.timeout, ifRequest: number) }
+            }
+            let spinUntil = DispatchTime.now().uptimeNanoseconds + Self.spinNanoseconds
+            repeat {
+                if let reply = takeArrived() { return reply }
+                sched_yield()
+            } while DispatchTime.now().uptimeNanoseconds < spinUntil
+            return await withCheckedContinuation { (continuation: CheckedContinuation<Reply, Never>) in
+                let reply = lock.withLock { () -> Reply? in
+                    if let reply = arrived {
+                        arrived = nil
+                        inFlight = false
+                        return reply
+                    }
                     pending = continuation
-                    killReason = nil
-                    return (sequence, nil)
+                    return nil
                 }
-                if let early {
-                    continuation.resume(returning: early)
-                    return
-                }
-                if !writeAll(request) {
-                    // The pipe broke: the worker is dying; its reader reports how it ended.
-                    Glibc.kill(pid, SIGKILL)
-                }
-                if let timeout {
-                    DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [self] in kill(.timeout, ifRequest: number) }
-                }
+                if let reply { continuation.resume(returning: reply) }
             }
         } onCancel: {
             kill(.cancelled, ifRequest: nil)
         }
     }
 
+    /// The reply, if it arrived while the attempt spun.
+    private func takeArrived() -> Reply? {
+        lock.withLock {
+            guard let reply = arrived else { return nil }
+            arrived = nil
+            inFlight = false
+            return reply
+        }
+    }
+
+    /// Hands a reply to the attempt: resumes it if it is suspended, else leaves it for its spin.
+    private func deliver(_ reply: Reply) {
+        let continuation = lock.withLock { () -> CheckedContinuation<Reply, Never>? in
+            guard inFlight else { return nil }  // nobody asked (a stray reply): dropped
+            guard let waiting = pending else {
+                arrived = reply
+                return nil
+            }
+            pending = nil
+            inFlight = false
+            return waiting
+        }
+        continuation?.resume(returning: reply)
+    }
+
     /// Kills the worker for `reason` if it is still running request `number` (any, if nil).
     func kill(_ reason: KillReason, ifRequest number: Int?) {
         let shouldKill = lock.withLock { () -> Bool in
-            guard death == nil, pending != nil, number == nil || number == sequence else { return false }
+            guard death == nil, inFlight, number == nil || number == sequence else { return false }
             killReason = reason
             return true
         }
@@ -197,11 +244,7 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
                     Glibc.kill(pid, SIGKILL)
                     continue reading
                 }
-                let continuation = lock.withLock { () -> CheckedContinuation<Reply, Never>? in
-                    defer { pending = nil }
-                    return pending
-                }
-                continuation?.resume(returning: .result(result))
+                deliver(.result(result))
             }
         }
         // End of the reply pipe: the worker exited or was killed. Reap it.
@@ -211,15 +254,13 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
         var ended = signalNumber != 0
             ? Death(status: "killed by signal \(signalNumber) (\(Self.signalName(signalNumber)))", signal: signalNumber)
             : Death(status: "exited with status \((status >> 8) & 0xff)", signal: nil)
-        let continuation = lock.withLock { () -> CheckedContinuation<Reply, Never>? in
+        lock.withLock {
             ended.killReason = killReason
             death = ended
-            defer { pending = nil }
-            return pending
         }
         close(responseFD)
         closeRequests()
-        continuation?.resume(returning: .died(ended))
+        deliver(.died(ended))
     }
 
     static func signalName(_ number: Int32) -> String {
