@@ -14,9 +14,10 @@ deps:
 	@python3 -c "import numpy, lz4.frame, xxhash" 2>/dev/null || \
 	  { echo "installing numpy lz4 xxhash (PyPI)"; python3 -m pip install -q --root-user-action=ignore numpy lz4 xxhash; }
 
-# The main job: a producer and a consumer process sharing a 64 MiB tensor through the store.
+# The main job: the demo pipeline (synthesize 256 MiB of features, normalize, fit a linear model,
+# evaluate) as Swift functions passing tensors through the embedded store.
 demo: deps
-	$(SWIFT) run -c release store-example
+	$(SWIFT) run -c release dataflow demo
 
 # All tests, then the concurrency tests again under ThreadSanitizer.
 test: deps

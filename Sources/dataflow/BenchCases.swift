@@ -7,7 +7,7 @@ enum BenchCases {
     ///
     /// Extension point: `pass/memory-processes` is a `WorkflowRunner` named "processes" that runs
     /// the workflow on the process executor, appended here once that executor exists.
-    static let memoryRunners: [any WorkflowRunner] = [LocalRunner()]
+    static let memoryRunners: [any WorkflowRunner] = [LocalRunner(), ProcessesRunner()]
 
     /// Every case for these settings.
     static func all(_ settings: BenchSettings) -> [any BenchCase] {

@@ -100,7 +100,7 @@ struct BenchCommand: AsyncParsableCommand {
     /// Runs the selected cases and returns the report (writing --output files if asked).
     /// - Parameter progress: print a line per case and size to standard error.
     func execute(progress: Bool) async throws -> BenchReport {
-        let scratchDirectory = scratch ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("dataflow-bench-\(getpid())")
+        let scratchDirectory = scratch ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("dataflow-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         let plan = try makePlan(scratchDirectory: scratchDirectory)
         try createDirectory(scratchDirectory, option: "--scratch")
         defer { if scratch == nil { try? FileManager.default.removeItem(atPath: scratchDirectory) } }

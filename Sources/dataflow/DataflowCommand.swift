@@ -1,9 +1,19 @@
 import ArgumentParser
+import Dataflow
 import Foundation
 
 /// `dataflow`: run the demo pipeline, benchmark disk against memory passing, and inspect stores
 /// and runs. Every subcommand answers `--help`.
+/// The program's entry: first, a worker of the process executor (this program started again
+/// with `--dataflow-worker-pool`) serves the bench workflows; otherwise the command runs.
 @main
+enum DataflowMain {
+    static func main() async {
+        await Workflow.runWorkerIfRequested(building: BenchWorkflows.make(named:))
+        await DataflowCommand.main()
+    }
+}
+
 struct DataflowCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dataflow",

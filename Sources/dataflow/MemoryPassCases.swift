@@ -11,7 +11,37 @@ import ObjectStore
 protocol WorkflowRunner: Sendable {
     /// The executor's name in case names (`local` → `pass/memory-local`).
     var name: String { get }
+    /// Gets ready before the timed runs (e.g. starts worker processes).
+    func prepare() throws
     func run(_ workflow: Workflow, options: RunOptions) async throws -> WorkflowRun
+}
+
+extension WorkflowRunner {
+    func prepare() throws {}
+}
+
+/// The process executor: warm worker processes (this very program, started again in worker
+/// mode) attached to the store. One pool for the whole `dataflow bench`, started before the
+/// first timed run.
+struct ProcessesRunner: WorkflowRunner {
+    let name = "processes"
+    /// The workers run `$DATAFLOW_WORKER_EXECUTABLE` if set (tests, which run the command's code
+    /// in a test runner), else this program.
+    private static let pool = Result {
+        try ProcessExecutor(.init(
+            workerCount: ProcessInfo.processInfo.activeProcessorCount,
+            executable: ProcessInfo.processInfo.environment["DATAFLOW_WORKER_EXECUTABLE"]))
+    }
+
+    func prepare() throws {
+        try Self.pool.get().start()
+    }
+
+    func run(_ workflow: Workflow, options: RunOptions) async throws -> WorkflowRun {
+        var options = options
+        options.executor = .processes(try Self.pool.get())
+        return try await workflow.run(options)
+    }
 }
 
 /// The local executor: threads of this process (`Workflow.run`).
@@ -64,27 +94,14 @@ struct MemoryChain: BenchCase {
     let unit = BenchUnit.run
 
     func measure(bytes: Int, _ settings: BenchSettings) async throws -> [Double] {
+        try runner.prepare()
         let bench = try BenchStore(valueBytes: bytes, liveValues: 3)
         defer { bench.remove() }
         let count = bytes / 4
         var samples: [Double] = []
         for _ in 0..<settings.runs {
-            let workflow = Workflow("bench-chain", policy: policy)
-            var previous = workflow.task("stage-0") { () throws -> Tensor<Float> in
-                try TaskContext.current!.makeTensor(shape: [count], of: Float.self) { span in
-                    span.withUnsafeMutableBufferPointer { StageWork.fillSource($0.baseAddress!, count: count) }
-                }
-            }
-            for stage in 1..<max(settings.stages, 1) {
-                previous = workflow.task("stage-\(stage)", previous) { (x: Tensor<Float>) throws -> Tensor<Float> in
-                    try x.withUnsafeBufferPointer { input in
-                        try TaskContext.current!.makeTensor(shape: [count], of: Float.self) { span in
-                            span.withUnsafeMutableBufferPointer { StageWork.transform(input.baseAddress!, $0.baseAddress!, count: count) }
-                        }
-                    }
-                }
-            }
-            samples.append(try await runner.timedRun(workflow, store: bench.store, scratch: settings.scratchDirectory, results: [previous.name]))
+            let workflow = BenchWorkflows.chain(count: count, stages: settings.stages, policy: policy)
+            samples.append(try await runner.timedRun(workflow, store: bench.store, scratch: settings.scratchDirectory, results: [BenchWorkflows.chainResult(stages: settings.stages)]))
         }
         return samples
     }
@@ -99,41 +116,14 @@ struct MemoryFanout: BenchCase {
     let unit = BenchUnit.run
 
     func measure(bytes: Int, _ settings: BenchSettings) async throws -> [Double] {
+        try runner.prepare()
         let bench = try BenchStore(valueBytes: bytes, liveValues: 4)
         defer { bench.remove() }
         let count = bytes / 4, branches = max(settings.stages, 1)
         var samples: [Double] = []
         for _ in 0..<settings.runs {
-            let workflow = Workflow("bench-fanout")
-            let source = workflow.task("source") { () throws -> Tensor<Float> in
-                try TaskContext.current!.makeTensor(shape: [count], of: Float.self) { span in
-                    span.withUnsafeMutableBufferPointer { StageWork.fillSource($0.baseAddress!, count: count) }
-                }
-            }
-            let shards = workflow.map("branch", over: (0..<branches).map { _ in source }) { (x: Tensor<Float>) throws -> Tensor<Float> in
-                // Which slice: the task's own index, from its name `branch[i]`.
-                let branch = Int(TaskContext.current!.taskName.dropFirst("branch[".count).dropLast()) ?? 0
-                let range = chunkRange(branch, of: branches, count: count)
-                return try x.withUnsafeBufferPointer { input in
-                    try TaskContext.current!.makeTensor(shape: [range.count], of: Float.self) { span in
-                        span.withUnsafeMutableBufferPointer {
-                            StageWork.transform(input.baseAddress! + range.lowerBound, $0.baseAddress!, count: range.count)
-                        }
-                    }
-                }
-            }
-            let gathered = workflow.gather("gather", shards) { (parts: [Tensor<Float>]) throws -> Tensor<Float> in
-                try TaskContext.current!.makeTensor(shape: [count], of: Float.self) { span in
-                    span.withUnsafeMutableBufferPointer { out in
-                        var offset = 0
-                        for part in parts {
-                            part.withUnsafeBufferPointer { (out.baseAddress! + offset).update(from: $0.baseAddress!, count: $0.count) }
-                            offset += part.count
-                        }
-                    }
-                }
-            }
-            samples.append(try await runner.timedRun(workflow, store: bench.store, scratch: settings.scratchDirectory, results: [gathered.name]))
+            let workflow = BenchWorkflows.fanout(count: count, branches: branches)
+            samples.append(try await runner.timedRun(workflow, store: bench.store, scratch: settings.scratchDirectory, results: ["gather"]))
         }
         return samples
     }

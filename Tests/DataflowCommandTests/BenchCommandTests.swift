@@ -32,7 +32,8 @@ import Testing
         let names = plan.cases.map(\.name)
         for expected in [
             "baseline/memcpy", "baseline/file-write-fsync-read", "baseline/lz4-frame", "pass/disk", "pass/memory-local",
-            "pass/memory-local[always]", "pass/disk-fanout", "pass/memory-local-fanout", "store/put-copy",
+            "pass/memory-local[always]", "pass/disk-fanout", "pass/memory-local-fanout", "pass/memory-processes",
+            "pass/memory-processes-fanout", "store/put-copy",
             "store/get-same-process", "store/get-cross-process", "task/overhead-fanout", "task/overhead-chain",
             "spill/write", "spill/restore",
         ] {
@@ -46,6 +47,9 @@ import Testing
     }
 
     @Test func tinyRunPrintsOneJSONDocumentAndWritesCSVAndSVG() async throws {
+        // The process executor's workers are the `dataflow` program, built beside this test runner.
+        let dataflow = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("dataflow").path
+        setenv("DATAFLOW_WORKER_EXECUTABLE", dataflow, 1)
         let output = NSTemporaryDirectory() + "dataflow-bench-test-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: output) }
         let command = try BenchCommand.parse([
@@ -61,8 +65,9 @@ import Testing
             #expect(machine[key] != nil, "machine lacks \(key)")
         }
         let results = try #require(document["results"] as? [[String: Any]])
-        // 2 baselines, 5 pass cases, 2 store cases, 2 spill cases; 2 sizes each.
-        #expect(results.count == 11 * 2)
+        // 2 baselines, 8 pass cases (disk, disk-fanout, and per executor chain, [always], fanout),
+        // 2 store cases, 2 spill cases; 2 sizes each.
+        #expect(results.count == 14 * 2)
         for result in results {
             #expect(Set(result.keys) == ["case", "bytes", "median_seconds", "p90_seconds", "runs"])
             #expect(result["runs"] as? Int == 2)
@@ -70,7 +75,10 @@ import Testing
             #expect(median > 0 && p90 >= median)
         }
         let names = Set(results.compactMap { $0["case"] as? String })
-        #expect(names.isSuperset(of: ["pass/disk", "pass/memory-local", "pass/memory-local[always]", "pass/disk-fanout", "pass/memory-local-fanout"]))
+        #expect(names.isSuperset(of: [
+            "pass/disk", "pass/memory-local", "pass/memory-local[always]", "pass/disk-fanout", "pass/memory-local-fanout",
+            "pass/memory-processes", "pass/memory-processes-fanout",
+        ]))
 
         let csv = try String(contentsOfFile: "\(output)/results.csv", encoding: .utf8)
         #expect(csv.hasPrefix("case,bytes,median_seconds,p90_seconds,runs\n"))

@@ -79,8 +79,31 @@ extension Workflow {
     /// - `--dataflow-worker-pool`: a warm worker of a `ProcessExecutor`, running task after task
     ///   until its request pipe closes, then exits with status 0.
     public static func runWorkerIfRequested(_ workflows: [Workflow], arguments: [String] = CommandLine.arguments) async {
+        await runWorkerIfRequested(arguments: arguments) { name in workflows.first { $0.name == name } } fallback: { spec in
+            workflow(for: spec, among: workflows)
+        }
+    }
+
+    /// Like `runWorkerIfRequested(_:arguments:)` for a program whose workflows depend on
+    /// parameters: `building` makes the workflow of a given name (a name that encodes its
+    /// parameters, e.g. "chain-3-512MiB") the way the parent made it. A pool worker builds each
+    /// workflow once and keeps it.
+    public static func runWorkerIfRequested(arguments: [String] = CommandLine.arguments, building: @escaping (String) -> Workflow?) async {
+        await runWorkerIfRequested(arguments: arguments, building: building) { spec in spec.workflow.flatMap(building) }
+    }
+
+    private static func runWorkerIfRequested(
+        arguments: [String], building: @escaping (String) -> Workflow?, fallback: @escaping (WorkerSpec) -> Workflow?
+    ) async {
         if arguments.contains(ProcessExecutor.workerFlag) {
-            await _PoolWorker(workflows: workflows).serve()
+            var built: [String: Workflow] = [:]
+            await _PoolWorker { spec in
+                guard let name = spec.workflow else { return fallback(spec) }
+                if let known = built[name] { return known }
+                let made = building(name)
+                built[name] = made
+                return made
+            }.serve()
             exit(0)
         }
         guard let flag = arguments.firstIndex(of: WorkerSpec.flag) else { return }
@@ -91,7 +114,7 @@ extension Workflow {
             FileHandle.standardError.write(Data("dataflow worker: cannot read a worker spec from \(arguments.dropFirst(flag + 1).first ?? "(missing)")\n".utf8))
             exit(2)
         }
-        guard let workflow = workflow(for: spec, among: workflows) else {
+        guard let workflow = spec.workflow.flatMap(building) ?? fallback(spec) else {
             let result = WorkerResult(outcome: .error, output: nil, message: "no workflow of this program has task '\(spec.taskName)'", bytesIn: 0)
             if let data = try? JSONEncoder().encode(result) {
                 _ = FileManager.default.createFile(atPath: spec.resultPath, contents: data, attributes: [.posixPermissions: 0o600])

@@ -19,13 +19,14 @@ struct _PoolRequest: Codable, Sendable {
 ///
 /// - Note: Not thread-safe; it is the worker process's main loop, one task at a time.
 final class _PoolWorker {
-    private let workflows: [Workflow]
+    /// The workflow a request's task belongs to (built on first use by the program's factory).
+    private let resolve: (WorkerSpec) -> Workflow?
     private var stores: [String: (store: SharedObjectStore, spill: SpillManager?)] = [:]
     private let requestFD: Int32 = 3
     private let replyFD: Int32 = 4
 
-    init(workflows: [Workflow]) {
-        self.workflows = workflows
+    init(resolve: @escaping (WorkerSpec) -> Workflow?) {
+        self.resolve = resolve
     }
 
     /// Serves until the request pipe closes (the executor shut down or its process ended).
@@ -60,8 +61,10 @@ final class _PoolWorker {
 
     private func run(_ request: _PoolRequest, savedOutput: Int32, savedError: Int32) async -> WorkerResult {
         let spec = request.spec
-        guard let workflow = Workflow.workflow(for: spec, among: workflows) else {
-            return WorkerResult(outcome: .error, output: nil, message: "no workflow of worker program '\(CommandLine.arguments[0])' has task '\(spec.taskName)'", bytesIn: 0)
+        guard let workflow = resolve(spec), workflow.index(of: spec.taskName) != nil else {
+            return WorkerResult(
+                outcome: .error, output: nil,
+                message: "worker program '\(CommandLine.arguments[0])' has no task '\(spec.taskName)' in workflow '\(spec.workflow ?? "?")'", bytesIn: 0)
         }
         let attached = attach(spec.storeName, spillRoot: request.spillRoot, prefault: request.prefaultStore)
         // The attempt's standard output and error go to its log file (removed again if empty).
@@ -92,6 +95,9 @@ final class _PoolWorker {
     private func attach(_ name: String?, spillRoot: String, prefault: Bool) -> (store: SharedObjectStore, spill: SpillManager?)? {
         guard let name else { return nil }
         if let known = stores[name] { return known }
+        // A run on another store: let the earlier ones go (their segments may be removed, and a
+        // mapping would keep their memory).
+        stores.removeAll()
         guard let store = try? SharedObjectStore.attach(named: name, options: AttachOptions(prefault: prefault)) else {
             return nil  // `executeWorker` attaches again and reports the error
         }
