@@ -20,12 +20,12 @@ struct _AttemptReport: @unchecked Sendable {  // the handle is passed from the a
     var executor = "local"
 }
 
-/// Everything one attempt on the local executor needs; runs in a child task.
-struct _AttemptContext: Sendable {
-    let index: Int
-    let node: _TaskNode
-    let attempt: Int
-    let inputs: [ObjectID]
+/// What every attempt of one run shares: made once per run, so that an attempt carries one
+/// reference to it rather than a dozen.
+///
+/// - Note: Immutable; thread-safe.
+final class _RunEnvironment: Sendable {
+    let nodes: [_TaskNode]
     let runID: String
     let store: SharedObjectStore
     let spill: SpillManager
@@ -34,6 +34,47 @@ struct _AttemptContext: Sendable {
     let logsDirectory: String
     let workflowName: String
     let executor: Executor
+
+    init(nodes: [_TaskNode], runID: String, store: SharedObjectStore, spill: SpillManager, materializer: Materializer,
+         runDirectory: String, logsDirectory: String, workflowName: String, executor: Executor) {
+        self.nodes = nodes
+        self.runID = runID
+        self.store = store
+        self.spill = spill
+        self.materializer = materializer
+        self.runDirectory = runDirectory
+        self.logsDirectory = logsDirectory
+        self.workflowName = workflowName
+        self.executor = executor
+    }
+}
+
+/// One attempt of a task: which task, which attempt, its inputs; runs on a lane.
+struct _AttemptContext: Sendable {
+    let environment: _RunEnvironment
+    let index: Int
+    let attempt: Int
+    let inputs: [ObjectID]
+
+    var node: _TaskNode { environment.nodes[index] }
+    var runID: String { environment.runID }
+    var store: SharedObjectStore { environment.store }
+    var spill: SpillManager { environment.spill }
+    var materializer: Materializer { environment.materializer }
+    var runDirectory: String { environment.runDirectory }
+    var logsDirectory: String { environment.logsDirectory }
+    var workflowName: String { environment.workflowName }
+    var executor: Executor { environment.executor }
+
+    /// The report of an attempt that never started because the run was cancelled.
+    func cancelledReport() -> _AttemptReport {
+        let now = Date()
+        var report = _AttemptReport(
+            index: index, attempt: attempt, outcome: .cancelled, output: nil, message: "run cancelled", start: now, end: now,
+            bytesIn: 0, logPath: "", logWritten: false)
+        report.executor = executor.name
+        return report
+    }
 
     /// Runs the attempt on its executor. Shell tasks start from this process whatever the
     /// executor (the command is a process of its own anyway).
@@ -48,15 +89,16 @@ struct _AttemptContext: Sendable {
     /// store (in place if the task made it there), outcome classified by cause.
     func runHere() async -> _AttemptReport {
         let start = Date()
-        let fileStem = RunLog.safeFileName(node.name)
-        let logPath = "\(logsDirectory)/\(fileStem).\(attempt).log"
-        let sink = _LogSink(path: logPath)
+        let node = self.node
+        let store = self.store
+        let spill = self.spill
+        let sink = _LogSink(directory: logsDirectory, taskName: node.name, attempt: attempt)
         func report(_ outcome: AttemptOutcome, _ output: ObjectHandle? = nil, _ message: String? = nil, bytesIn: Int = 0) -> _AttemptReport {
-            _AttemptReport(
+            // A shell command writes its log itself; a function task only through the sink.
+            let written = sink.wroteAnything || (node.isShell && FileManager.default.fileExists(atPath: sink.path))
+            return _AttemptReport(
                 index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: start, end: Date(),
-                bytesIn: bytesIn, logPath: logPath,
-                // A shell command writes its log itself; a function task only through the sink.
-                logWritten: sink.wroteAnything || (node.isShell && FileManager.default.fileExists(atPath: logPath)))
+                bytesIn: bytesIn, logPath: written ? sink.path : "", logWritten: written)
         }
         var handles: [ObjectHandle] = []
         var inputFiles: [String] = []
@@ -73,12 +115,13 @@ struct _AttemptContext: Sendable {
         let bytesIn = node.isShell
             ? inputs.reduce(0) { $0 + ((try? materializer.record(for: $1).byteCount) ?? 0) }
             : handles.reduce(0) { $0 + $1.byteCount }
-        let logger = Logger(label: "dataflow.task.\(node.name)") { _ in _AttemptLogHandler(sink: sink) }
         let outputID = ObjectID(deriving: "\(runID)/\(node.name)/\(attempt)")
-        var attemptContext = TaskContext(taskName: node.name, attempt: attempt, runID: runID, store: store, logger: logger, outputID: outputID)
-        attemptContext.inputFiles = inputFiles
-        attemptContext.attemptDirectory = node.isShell ? "\(runDirectory)/shell/\(fileStem).\(attempt)" : ""
-        attemptContext.logPath = logPath
+        var attemptContext = TaskContext(taskName: node.name, attempt: attempt, runID: runID, store: store, logSink: sink, outputID: outputID)
+        if node.isShell {
+            attemptContext.inputFiles = inputFiles
+            attemptContext.attemptDirectory = "\(runDirectory)/shell/\(RunLog.safeFileName(node.name)).\(attempt)"
+            attemptContext.logPath = sink.path
+        }
         attemptContext.timeoutSeconds = node.options.timeoutSeconds
         let context = attemptContext
         do {
@@ -90,7 +133,7 @@ struct _AttemptContext: Sendable {
             let handle = try output.existingHandle(in: store) ?? _putOutput(output.value, id: outputID, store: store, spill: spill)
             return report(.succeeded, handle, nil, bytesIn: bytesIn)
         } catch {
-            let (outcome, message) = _classifyAttemptError(error, timeoutSeconds: node.options.timeoutSeconds, logger: logger)
+            let (outcome, message) = _classifyAttemptError(error, timeoutSeconds: node.options.timeoutSeconds, logger: context.logger)
             return report(outcome, nil, message, bytesIn: bytesIn)
         }
     }

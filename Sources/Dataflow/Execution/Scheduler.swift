@@ -69,7 +69,7 @@ extension Workflow {
         let outcome = await scheduler.execute()
         let run = WorkflowRun(
             runID: runID, directory: directory, store: store, spill: spill, ownsStore: ownsStore,
-            resultIDs: scheduler.resultIDs(), materializer: materializer, failures: scheduler.failures)
+            results: scheduler.results(), materializer: materializer, failures: scheduler.failures)
         if scheduler.cancelled {
             throw DataflowError(.runCancelled, "run '\(runID)' of workflow '\(name)' was cancelled")
         }
@@ -103,16 +103,27 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
 
     /// What a lane does next.
     private enum Step {
-        case run(_AttemptContext)
+        /// Run these attempts, in order (more than one only for trivial tasks: see `lane`).
+        case run([_AttemptContext])
         case park
         case exit
     }
+
+    /// Lanes of this run (set before they start).
+    private var laneCount = 1
+    /// The most attempts a lane takes at once, while its tasks are trivial.
+    private static let batchLimit = 32
+    /// A task that took less than this is trivial: its lane takes batches (one lock round trip
+    /// for many tasks); a longer one makes it take one task at a time again.
+    private static let trivialTaskNanoseconds: UInt64 = 20_000
 
     let workflow: Workflow
     let nodes: [_TaskNode]
     let options: RunOptions
     let runID: String
     let requested: Set<Int>
+    /// `requested`, by task index (a look-up per finished attempt, without hashing).
+    private let isRequested: [Bool]
     let store: SharedObjectStore
     let spill: SpillManager
     let materializer: Materializer
@@ -151,6 +162,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     /// The log is flushed once those events are appended (a task failed for good).
     private var flushAfterLogging = false
     private let progress: _ProgressLine
+    /// What every attempt shares.
+    private let environment: _RunEnvironment
 
     init(workflow: Workflow, options: RunOptions, runID: String, requested: Set<Int>, store: SharedObjectStore,
          spill: SpillManager, materializer: Materializer, log: RunLog) {
@@ -159,10 +172,16 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         self.options = options
         self.runID = runID
         self.requested = requested
+        var isRequested = [Bool](repeating: false, count: workflow.nodes.count)
+        for index in requested { isRequested[index] = true }
+        self.isRequested = isRequested
         self.store = store
         self.spill = spill
         self.materializer = materializer
         self.log = log
+        self.environment = _RunEnvironment(
+            nodes: workflow.nodes, runID: runID, store: store, spill: spill, materializer: materializer,
+            runDirectory: log.directory, logsDirectory: log.logsDirectory, workflowName: workflow.name, executor: options.executor)
         self.progress = _ProgressLine(runID: runID, taskCount: workflow.nodes.count, mode: options.progress, writer: options.progressWriter)
         let count = workflow.nodes.count
         var dependents = [[Int]](repeating: [], count: count)
@@ -204,6 +223,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
 
         var laneCount = max(1, min(options.concurrency, nodes.count))
         if case .processes(let pool) = options.executor { laneCount = min(laneCount, pool.options.workerCount) }
+        lock.withLock { self.laneCount = laneCount }
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<laneCount { group.addTask { await self.lane() } }
@@ -233,32 +253,29 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         return nil
     }
 
-    /// The object ids of the requested results that succeeded. Read after `execute` returns.
-    func resultIDs() -> [String: ObjectID] {
-        lock.withLock {
-            var ids: [String: ObjectID] = [:]
-            for index in requested { if let id = outputs[index] { ids[nodes[index].name] = id } }
-            return ids
-        }
+    /// The requested results that succeeded. Read after `execute` returns.
+    func results() -> _RunResults {
+        _RunResults(workflow: workflow, outputs: lock.withLock { outputs }, requested: requested)
     }
 
     // MARK: Lanes
 
     /// One lane: take a ready task, run it, record how it ended; repeat until the run is over.
     private func lane() async {
-        var report: _AttemptReport?
+        // Attempts run since the last visit to the scheduler, with their registered outputs.
+        var finishedAttempts: [(report: _AttemptReport, registration: Registration)] = []
+        var batch = 1
         // This lane's batch of run-log events; its storage is handed back and forth with
         // `unloggedEvents` rather than allocated per task.
         var events: [RunLogEvent] = []
         events.reserveCapacity(16)
         while true {
-            let registered = report.map(registerOutput)
             var wake: [CheckedContinuation<Void, Never>] = []
             var flush = false
             let step = lock.withLock { () -> Step in
-                if let report { handle(report, registered ?? nil) }
+                for finished in finishedAttempts { handle(finished.report, finished.registration) }
                 if Task.isCancelled && !cancelledFlag { noteCancellation() }
-                let step = nextStep()
+                let step = nextStep(batch: batch)
                 // More work than this lane takes (or resources freed): wake parked lanes for it.
                 if !parked.isEmpty && (finished || hasLaunchable()) {
                     let count = finished ? parked.count : min(parked.count, ready.count - readyHead)
@@ -270,27 +287,41 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
                 swap(&flush, &flushAfterLogging)
                 return step
             }
+            finishedAttempts.removeAll(keepingCapacity: true)
             for continuation in wake { continuation.resume() }
             log.append(contentsOf: events)
             events.removeAll(keepingCapacity: true)
             if flush { log.flush() }
-            report = nil
             switch step {
-            case .run(let context): report = await context.run()
+            case .run(let contexts):
+                let started = DispatchTime.now().uptimeNanoseconds
+                for context in contexts {
+                    // Cancelled while the batch ran: the rest do not start.
+                    let report = Task.isCancelled ? context.cancelledReport() : await context.run()
+                    finishedAttempts.append((report, registerOutput(report)))
+                }
+                let perTask = (DispatchTime.now().uptimeNanoseconds - started) / UInt64(contexts.count)
+                batch = perTask < Self.trivialTaskNanoseconds ? Self.batchLimit : 1
             case .park: await park()
             case .exit: return
             }
         }
     }
 
-    /// Decides what a lane does next (under `lock`).
-    private func nextStep() -> Step {
+    /// Decides what a lane does next (under `lock`): up to `batch` attempts, but no more than its
+    /// share of what is ready, so that other lanes get work too.
+    private func nextStep(batch: Int) -> Step {
         if stopping {
             // Nothing new starts; running attempts finish on their own lanes.
             if running == 0 { finished = true }
             return .exit
         }
-        if let index = takeLaunchable() { return .run(start(index)) }
+        if let first = takeLaunchable() {
+            var contexts = [start(first)]
+            let share = min(batch, max(1, (ready.count - readyHead) / laneCount))
+            while contexts.count < share, let next = takeLaunchable() { contexts.append(start(next)) }
+            return .run(contexts)
+        }
         if running == 0 && retryTimers.isEmpty {
             finished = true
             return .exit
@@ -367,11 +398,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         available = available - node.options.resources
         attempts[index] += 1
         let attempt = attempts[index]
-        let inputs = node.inputs.map { outputs[$0]! }
-        return _AttemptContext(
-            index: index, node: node, attempt: attempt, inputs: inputs, runID: runID, store: store, spill: spill,
-            materializer: materializer, runDirectory: log.directory, logsDirectory: log.logsDirectory,
-            workflowName: workflow.name, executor: options.executor)
+        let inputs = node.inputs.isEmpty ? [] : node.inputs.map { outputs[$0]! }
+        return _AttemptContext(environment: environment, index: index, attempt: attempt, inputs: inputs)
     }
 
     // MARK: Finishing
@@ -385,7 +413,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         let index = report.index
         let facts = ValueFacts(
             isLeaf: dataConsumers[index] == 0, consumerNeedsFile: readByShell[index], everyConsumerReachesStore: true,
-            remainingConsumers: dataConsumers[index], isRequestedResult: requested.contains(index))
+            remainingConsumers: dataConsumers[index], isRequestedResult: isRequested[index])
         do {
             return .success(try materializer.register(
                 handle, name: nodes[index].name, policy: nodes[index].options.policy ?? workflow.defaultPolicy, facts: facts))
@@ -526,7 +554,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         let outputs = lock.withLock { self.outputs }
         // A task that passed its input through shares the object with it: never free a result.
         let resultObjects = Set(requested.compactMap { outputs[$0] })
-        for index in nodes.indices where !requested.contains(index) {
+        for index in nodes.indices where !isRequested[index] {
             guard let id = outputs[index], !resultObjects.contains(id),
                 let record = try? materializer.record(for: id), record.inMemory else { continue }
             try? spill.delete(id)

@@ -201,14 +201,13 @@ extension Workflow {
             }
         }
         let bytesIn = handles.reduce(0) { $0 + $1.byteCount }
-        let logPath = "\(spec.runDirectory)/logs/\(RunLog.safeFileName(spec.taskName)).\(spec.attempt).log"
         if attached == nil {  // a pool worker made it when it opened the log file
             try? FileManager.default.createDirectory(atPath: "\(spec.runDirectory)/logs", withIntermediateDirectories: true)
         }
-        let sink = _LogSink(path: logPath)
-        let logger = Logger(label: "dataflow.task.\(node.name)") { _ in _AttemptLogHandler(sink: sink) }
+        let sink = _LogSink(directory: "\(spec.runDirectory)/logs", taskName: spec.taskName, attempt: spec.attempt)
         let outputID = ObjectID(deriving: "\(spec.runID)/\(node.name)/\(spec.attempt)")
-        let context = TaskContext(taskName: node.name, attempt: spec.attempt, runID: spec.runID, store: store, logger: logger, outputID: outputID)
+        let context = TaskContext(taskName: node.name, attempt: spec.attempt, runID: spec.runID, store: store, logSink: sink, outputID: outputID)
+        let logger = context.logger
         do {
             let inputs = handles
             handles = []

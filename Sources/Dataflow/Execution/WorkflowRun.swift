@@ -13,7 +13,7 @@ public final class WorkflowRun: @unchecked Sendable {  // immutable after init
     public let store: SharedObjectStore
     let spill: SpillManager
     let ownsStore: Bool
-    let resultIDs: [String: ObjectID]
+    let results: _RunResults
     /// Where every value went and why.
     public var records: [Materializer.ValueRecord] { materializer.records() }
     private let materializer: Materializer
@@ -21,13 +21,13 @@ public final class WorkflowRun: @unchecked Sendable {  // immutable after init
     public let failures: [DataflowError.TaskFailure]
 
     init(runID: String, directory: String, store: SharedObjectStore, spill: SpillManager, ownsStore: Bool,
-         resultIDs: [String: ObjectID], materializer: Materializer, failures: [DataflowError.TaskFailure]) {
+         results: _RunResults, materializer: Materializer, failures: [DataflowError.TaskFailure]) {
         self.runID = runID
         self.directory = directory
         self.store = store
         self.spill = spill
         self.ownsStore = ownsStore
-        self.resultIDs = resultIDs
+        self.results = results
         self.materializer = materializer
         self.failures = failures
     }
@@ -41,7 +41,7 @@ public final class WorkflowRun: @unchecked Sendable {  // immutable after init
     public var logPath: String { "\(directory)/run.jsonl" }
 
     /// Names of the tasks whose results are available.
-    public var resultNames: [String] { resultIDs.keys.sorted() }
+    public var resultNames: [String] { results.names }
 
     /// The typed result of `task` (a view for tensors: no copy).
     /// - Throws: `.notARequestedResult` if it was not asked for or did not succeed; `.store`.
@@ -61,7 +61,7 @@ public final class WorkflowRun: @unchecked Sendable {  // immutable after init
 
     /// A handle on the result of the task named `name`.
     public func handle(named name: String) throws(DataflowError) -> ObjectHandle {
-        guard let id = resultIDs[name] else {
+        guard let id = results.id(named: name) else {
             throw DataflowError(.notARequestedResult, "task '\(name)' is not a result of run '\(runID)' (results: \(resultNames.joined(separator: ", ")))", task: name)
         }
         do { return try spill.get(id) } catch {
@@ -69,5 +69,25 @@ public final class WorkflowRun: @unchecked Sendable {  // immutable after init
             failure.underlying = error
             throw failure
         }
+    }
+}
+
+/// The object ids of a run's requested results that succeeded, looked up by task name when
+/// asked (a fan-out of 100,000 leaves need not build a dictionary of them up front).
+///
+/// - Note: Immutable; thread-safe.
+struct _RunResults: Sendable {
+    let workflow: Workflow
+    let outputs: [ObjectID?]
+    let requested: Set<Int>
+
+    func id(named name: String) -> ObjectID? {
+        guard let index = workflow.index(of: name), requested.contains(index) else { return nil }
+        return outputs[index]
+    }
+
+    /// Names of the requested results that succeeded, sorted.
+    var names: [String] {
+        requested.compactMap { outputs[$0] == nil ? nil : workflow.nodes[$0].name }.sorted()
     }
 }

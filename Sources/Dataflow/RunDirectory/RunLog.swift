@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Materialize
 import ObjectStore
+import Synchronization
 
 /// The run directory `<workdir>/runs/<run id>/`:
 ///
@@ -162,29 +163,62 @@ struct _AttemptLogHandler: LogHandler {
     }
 }
 
-/// An append-only log file, created on first write. Thread-safe (a lock).
-final class _LogSink: @unchecked Sendable {  // `handle` is only touched under `lock`
-    let path: String
-    private let lock = _AdaptiveLock()
-    private var handle: FileHandle?
+/// An attempt's append-only log file, opened on first write; most attempts never write, and
+/// pay for nothing but this object. Each line goes out in one `write` (O_APPEND), so lines from
+/// threads of the attempt, and the standard output of a pool worker, do not tear.
+///
+/// - Note: Thread-safe: the file descriptor is published once, atomically.
+final class _LogSink: Sendable {
+    private let directory: String
+    private let taskName: String
+    private let attempt: Int
+    /// -1 until the file is opened.
+    private let descriptor = Atomic<Int32>(-1)
 
-    init(path: String) { self.path = path }
+    init(directory: String, taskName: String, attempt: Int) {
+        self.directory = directory
+        self.taskName = taskName
+        self.attempt = attempt
+    }
+
+    /// `<directory>/<task>.<attempt>.log`.
+    var path: String { "\(directory)/\(RunLog.safeFileName(taskName)).\(attempt).log" }
 
     /// Whether anything was written (so the file exists), without asking the file system.
-    var wroteAnything: Bool { lock.withLock { handle != nil } }
+    var wroteAnything: Bool { descriptor.load(ordering: .acquiring) >= 0 }
 
     func write(_ text: String) {
-        lock.withLock {
-            if handle == nil {
-                // Append, never replace: a pool worker's standard output may already go to this file.
-                let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-                if fd >= 0 { handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true) }
+        var fd = descriptor.load(ordering: .acquiring)
+        if fd < 0 {
+            // Append, never replace: a pool worker's standard output may already go to this file.
+            let opened = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            guard opened >= 0 else { return }
+            let (exchanged, current) = descriptor.compareExchange(expected: -1, desired: opened, ordering: .acquiringAndReleasing)
+            if exchanged {
+                fd = opened
+            } else {
+                close(opened)  // another thread opened it first
+                fd = current
             }
-            handle?.write(Data(text.utf8))
+        }
+        var line = text
+        line.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                offset += written
+            }
         }
     }
 
-    deinit { try? handle?.close() }
+    deinit {
+        let fd = descriptor.load(ordering: .acquiring)
+        if fd >= 0 { close(fd) }
+    }
 }
 
 /// The run log's queue and file. Events wait in `pending` (guarded by `pendingLock`) until the

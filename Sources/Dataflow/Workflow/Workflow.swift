@@ -195,7 +195,14 @@ public struct TaskContext: Sendable {
     public let attempt: Int
     public let runID: String
     public let store: SharedObjectStore
-    public let logger: Logger
+    /// Where the attempt's log lines go.
+    let logSink: _LogSink
+    /// A logger whose lines go to the attempt's log file (`logs/<task>.<attempt>.log`), made on
+    /// use (an attempt that logs nothing pays nothing for it).
+    public var logger: Logger {
+        let sink = logSink
+        return Logger(label: "dataflow.task.\(taskName)") { _ in _AttemptLogHandler(sink: sink) }
+    }
     /// The id the task's output gets in the store.
     public let outputID: ObjectID
     /// For shell tasks: the input files, in parameter order.

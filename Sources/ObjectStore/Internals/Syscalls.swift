@@ -192,7 +192,7 @@ extension _Syscall {
         // on the futex at once costs a context switch each time two threads meet. (A robust
         // mutex does not spin by itself.)
         var code = EBUSY
-        for _ in 0..<100 {
+        for _ in 0..<24 {
             code = pthread_mutex_trylock(mutex)
             if code != EBUSY { break }
         }
