@@ -33,7 +33,7 @@ let benchmarks: @Sendable () -> Void = {
         try? SharedObjectStore.remove(named: store.name)
         let workflow = Workflow("fanout")
         let count = 100_000
-        for index in 0..<count { workflow.task("t\(index)", options: TaskOptions(resources: Resources(cpu: 0))) { index } }
+        for index in 0..<count { workflow.task("t\(index)") { index } }
         benchmark.startMeasurement()
         let elapsed = try! await seconds { _ = try await workflow.run(runOptions(store)) }
         benchmark.stopMeasurement()

@@ -18,6 +18,8 @@ struct _AttemptReport: @unchecked Sendable {  // the handle is passed from the a
     let logWritten: Bool
     /// The executor that ran it, as the run log names it.
     var executor = "local"
+    /// Its task's resources were reserved for it (not riding on another's in a batch).
+    var holdsResources = true
 }
 
 /// What every attempt of one run shares: made once per run, so that an attempt carries one
@@ -55,6 +57,9 @@ struct _AttemptContext: Sendable {
     let index: Int
     let attempt: Int
     let inputs: [ObjectID]
+    /// Its resources are reserved for it; false for a task riding on the reservation of the
+    /// batch's first task (same resources, run after it on the same lane).
+    var holdsResources = true
 
     var node: _TaskNode { environment.nodes[index] }
     var runID: String { environment.runID }

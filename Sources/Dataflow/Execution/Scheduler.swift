@@ -297,7 +297,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
                 let started = DispatchTime.now().uptimeNanoseconds
                 for context in contexts {
                     // Cancelled while the batch ran: the rest do not start.
-                    let report = Task.isCancelled ? context.cancelledReport() : await context.run()
+                    var report = Task.isCancelled ? context.cancelledReport() : await context.run()
+                    report.holdsResources = context.holdsResources
                     finishedAttempts.append((report, registerOutput(report)))
                 }
                 let perTask = (DispatchTime.now().uptimeNanoseconds - started) / UInt64(contexts.count)
@@ -317,9 +318,14 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
             return .exit
         }
         if let first = takeLaunchable() {
-            var contexts = [start(first)]
+            var contexts = [start(first, reservingResources: true)]
+            // Riders: the next ready tasks that declare the same resources run after it on this
+            // lane, one at a time, under its reservation.
+            let resources = nodes[first].options.resources
             let share = min(batch, max(1, (ready.count - readyHead) / laneCount))
-            while contexts.count < share, let next = takeLaunchable() { contexts.append(start(next)) }
+            while contexts.count < share, readyHead < ready.count, nodes[ready[readyHead]].options.resources == resources {
+                contexts.append(start(takeAt(readyHead), reservingResources: false))
+            }
             return .run(contexts)
         }
         if running == 0 && retryTimers.isEmpty {
@@ -381,6 +387,11 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
 
     private func takeLaunchable() -> Int? {
         guard let position = launchablePosition() else { return nil }
+        return takeAt(position)
+    }
+
+    /// Takes the ready task at `position` out of the queue.
+    private func takeAt(_ position: Int) -> Int {
         let index = ready[position]
         ready.swapAt(position, readyHead)
         readyHead += 1
@@ -391,15 +402,15 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         return index
     }
 
-    private func start(_ index: Int) -> _AttemptContext {
+    private func start(_ index: Int, reservingResources: Bool) -> _AttemptContext {
         let node = nodes[index]
         state[index] = .running
         running += 1
-        available = available - node.options.resources
+        if reservingResources { available = available - node.options.resources }
         attempts[index] += 1
         let attempt = attempts[index]
         let inputs = node.inputs.isEmpty ? [] : node.inputs.map { outputs[$0]! }
-        return _AttemptContext(environment: environment, index: index, attempt: attempt, inputs: inputs)
+        return _AttemptContext(environment: environment, index: index, attempt: attempt, inputs: inputs, holdsResources: reservingResources)
     }
 
     // MARK: Finishing
@@ -427,7 +438,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         let index = report.index
         let node = nodes[index]
         running -= 1
-        available = available + node.options.resources
+        if report.holdsResources { available = available + node.options.resources }
         var event = RunLogEvent(kind: .attempt, runID: runID)
         event.task = node.name
         event.executor = report.executor

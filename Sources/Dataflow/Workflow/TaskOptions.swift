@@ -22,7 +22,10 @@ public struct Resources: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// Whether `self` fits within `capacity` (every amount no larger).
     func fits(within capacity: Resources) -> Bool {
-        firstExcess(over: capacity) == nil
+        // Numbers only: the scheduler asks this for every candidate it looks at.
+        guard cpu <= capacity.cpu + 1e-9, memoryBytes <= capacity.memoryBytes, gpu <= capacity.gpu + 1e-9 else { return false }
+        for (name, amount) in custom where amount > (capacity.custom[name] ?? 0) + 1e-9 { return false }
+        return true
     }
 
     /// The first amount larger than `capacity`'s, as "name: wanted > available".
