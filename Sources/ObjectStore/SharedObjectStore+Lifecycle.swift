@@ -160,6 +160,57 @@ extension SharedObjectStore {
         return makeHandle(id: key.id, payloadOffset: found.0, byteCount: found.1, generation: key.generation, typeTag: typeTag)
     }
 
+    /// Values at most this big are written under the store's lock by `putSmall`.
+    package static let smallValueByteLimit = 4096
+
+    /// Creates, fills and seals object `id` of at most `smallValueByteLimit` bytes in one visit
+    /// to the lock (a small task output: `create` + `seal` would take it twice). The bytes are
+    /// written while the lock is held; until they are, the entry is `creating`, so a crash in
+    /// between leaves an object that recovery reclaims, never a sealed one with torn bytes.
+    /// - Throws: as `create`; whatever `write` throws (the object is then freed).
+    package func putSmall(
+        _ id: ObjectID, byteCount: Int, typeTag: String, write: (inout MutableRawSpan) throws -> Void
+    ) throws -> ObjectHandle {
+        precondition(byteCount <= Self.smallValueByteLimit, "putSmall takes at most \(Self.smallValueByteLimit) bytes")
+        let blockSize = try checkedBlockSize(byteCount == 0 ? 1 : byteCount, for: id)
+        var writeError: (any Error)?
+        let placed = try withLock { view, local throws(ObjectStoreError) -> (payloadOffset: Int, generation: UInt64)? in
+            guard view.findLive(id) == nil else {
+                throw ObjectStoreError(.objectExists, "object \(id) already exists in store '\(name)'", store: name, object: id)
+            }
+            let typeIndex = try typeIndex(typeTag, view, local)
+            if view.entryCount >= view.maxObjects {
+                _ = view.sweepDeadProcesses(ownSlot: processSlot)
+                guard view.entryCount < view.maxObjects else {
+                    throw ObjectStoreError(.tooManyObjects, "store '\(name)' holds its maximum of \(view.maxObjects) objects; cannot create \(id) (raise StoreOptions.maxObjects)", store: name, object: id)
+                }
+            }
+            let blockOffset = try allocate(blockSize, for: id, eviction: .none, view)
+            let generation = view.nextGeneration()
+            let payloadOffset = blockOffset + _Layout.blockHeaderByteCount
+            view.block(blockOffset).ownerLow = id.low
+            let index = view.emptySlot(for: id)
+            let slot = view.entry(index)
+            slot.fill(id: id, payloadOffset: payloadOffset, byteCount: byteCount, generation: generation, typeIndex: typeIndex, creator: processSlot, lastUse: view.tick())
+            slot.state = .creating
+            view.updateCounters(byteCount: byteCount, from: .empty, fromHolders: 0, to: .creating, toHolders: 0)
+            do {
+                var span = UnsafeMutableRawBufferPointer(start: view.payloadAddress(payloadOffset), count: byteCount).mutableBytes
+                try write(&span)
+            } catch {
+                writeError = error
+                view.freeEntry(at: index)
+                return nil
+            }
+            view.updateCounters(byteCount: byteCount, from: .creating, fromHolders: 0, to: .sealed, toHolders: 0)
+            slot.state = .sealed
+            retain(slot, view, local)
+            return (payloadOffset, generation)
+        }
+        guard let placed else { throw writeError! }
+        return makeHandle(id: id, payloadOffset: placed.payloadOffset, byteCount: byteCount, generation: placed.generation, typeTag: typeTag)
+    }
+
     /// Frees an object that its builder abandoned before sealing.
     func abort(_ key: ObjectKey) {
         _ = try? withLock { view, _ in

@@ -148,9 +148,18 @@ struct _AttemptContext: Sendable {
 /// Encodes a task's return value into a new object `id`: through `spill` (making room under
 /// memory pressure, waiting up to a minute) when there is one, else straight into `store`.
 func _putOutput(_ value: any StoreValue, id: ObjectID, store: SharedObjectStore, spill: SpillManager?) throws -> ObjectHandle {
-    guard let spill else { return try store.put(value, id: id) }
     let encoding = try value.makeEncoding()
-    var builder = try spill.create(id, byteCount: encoding.byteCount, typeTag: type(of: value).typeTag, waitingUpTo: 60)
+    let typeTag = type(of: value).typeTag
+    if encoding.byteCount <= SharedObjectStore.smallValueByteLimit {
+        // A small value (most trivial tasks' outputs) goes in with one visit to the store's lock.
+        do {
+            return try store.putSmall(id, byteCount: encoding.byteCount, typeTag: typeTag, write: encoding.write)
+        } catch let error as ObjectStoreError where error.code == .outOfMemory && spill != nil {
+            // full: make room below, like any other value
+        }
+    }
+    guard let spill else { return try store.put(value, id: id) }
+    var builder = try spill.create(id, byteCount: encoding.byteCount, typeTag: typeTag, waitingUpTo: 60)
     try builder.withMutableBytes { span in try encoding.write(&span) }
     return try builder.seal()
 }

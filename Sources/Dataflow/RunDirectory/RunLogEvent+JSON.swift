@@ -63,20 +63,23 @@ struct _JSONObjectWriter {
         swap(&out, &buffer)
     }
 
-    mutating func key(_ name: String) {
+    /// `"name":` — keys are literals, known to need no escaping, and are copied as they are.
+    mutating func key(_ name: StaticString) {
         if !first { out.append(UInt8(ascii: ",")) }
         first = false
-        appendString(name)
+        out.append(UInt8(ascii: "\""))
+        out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        out.append(UInt8(ascii: "\""))
         out.append(UInt8(ascii: ":"))
     }
 
-    mutating func string(_ name: String, _ value: String?) {
+    mutating func string(_ name: StaticString, _ value: String?) {
         guard let value else { return }
         key(name)
         appendString(value)
     }
 
-    mutating func strings(_ name: String, _ values: [String]) {
+    mutating func strings(_ name: StaticString, _ values: [String]) {
         key(name)
         out.append(UInt8(ascii: "["))
         for (index, value) in values.enumerated() {
@@ -86,14 +89,14 @@ struct _JSONObjectWriter {
         out.append(UInt8(ascii: "]"))
     }
 
-    mutating func int(_ name: String, _ value: Int?) {
+    mutating func int(_ name: StaticString, _ value: Int?) {
         guard let value else { return }
         key(name)
         appendDecimal(value)
     }
 
     /// An object id as a string of 32 hex digits, written straight into the buffer.
-    mutating func objectID(_ name: String, _ id: ObjectID) {
+    mutating func objectID(_ name: StaticString, _ id: ObjectID) {
         key(name)
         out.append(UInt8(ascii: "\""))
         let digits: StaticString = "0123456789abcdef"
@@ -104,13 +107,13 @@ struct _JSONObjectWriter {
         out.append(UInt8(ascii: "\""))
     }
 
-    mutating func bool(_ name: String, _ value: Bool) {
+    mutating func bool(_ name: StaticString, _ value: Bool) {
         key(name)
         out.append(contentsOf: (value ? "true" : "false").utf8)
     }
 
     /// Seconds since 1970 with six decimals (microseconds), written with integer arithmetic.
-    mutating func date(_ name: String, _ value: Date?) {
+    mutating func date(_ name: StaticString, _ value: Date?) {
         guard let value else { return }
         key(name)
         let microseconds = (value.timeIntervalSince1970 * 1e6).rounded()
