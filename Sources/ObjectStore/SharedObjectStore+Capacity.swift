@@ -143,6 +143,14 @@ extension SharedObjectStore {
         return idle
     }
 
+    /// What pins the store's memory now: free and evictable bytes, the largest free block, and
+    /// the five largest objects with their state and holders (`requestedBytes` is 0). The same
+    /// report an allocation that does not fit carries in `.outOfMemory`.
+    /// - Complexity: O(table slots), under the store's lock.
+    public func capacityReport() throws(ObjectStoreError) -> CapacityReport {
+        try withLock { view, _ in capacityReport(requestedBlockBytes: 0, view) }
+    }
+
     private func capacityReport(requestedBlockBytes: Int, _ view: _SegmentView) -> CapacityReport {
         var largest: [CapacityReport.Holder] = []
         var evictable = 0

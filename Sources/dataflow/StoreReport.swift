@@ -61,21 +61,9 @@ struct StoreReport: Codable, Sendable {
     }
 
     /// The store's capacity report: its largest objects and evictable bytes.
-    ///
-    /// `SharedObjectStore` builds a `CapacityReport` only for an allocation that does not fit,
-    /// so this asks for the largest object the store could ever hold (capacity less the block
-    /// header): with anything allocated it cannot fit, and the `.outOfMemory` error carries the
-    /// report. Nothing is allocated. (If the heap empties in between and it does fit, the
-    /// builder is aborted at once and there are no holders to report.)
     private static func largestHolders(_ store: SharedObjectStore, _ statistics: StoreStatistics) -> CapacityReport? {
         guard statistics.allocatedBytes > 0 else { return nil }
-        do {
-            let builder = try store.create(ObjectID.random(), byteCount: store.capacityBytes - 64)
-            builder.abort()
-            return nil
-        } catch {
-            return error.capacity
-        }
+        return try? store.capacityReport()
     }
 
     /// The text `store stats` prints.

@@ -31,3 +31,22 @@ import Testing
         }
     }
 }
+
+/// `capacityReport()`: what pins memory, on request (what `dataflow store stats` prints).
+@Suite struct CapacityReportTests {
+    @Test func theReportNamesTheLargestObjectsAndEvictableBytes() throws {
+        try withStore(capacity: 8 << 20) { store in
+            let big = ObjectID.random(), small = ObjectID.random()
+            var builder = try store.create(big, byteCount: 1 << 20)
+            let held = try builder.seal()
+            var other = try store.create(small, byteCount: 4096)
+            _ = try other.seal()  // released at once: sealed and idle
+            let report = try store.capacityReport()
+            #expect(report.requestedBytes == 0)
+            #expect(report.largestHolders.map(\.id) == [big, small])
+            #expect(report.largestHolders.first?.state == .sealedInUse && report.largestHolders.first?.holderProcessCount == 1)
+            #expect(report.evictableBytes >= 4096 && report.evictableBytes < 1 << 20)
+            withExtendedLifetime(held) {}
+        }
+    }
+}
