@@ -31,26 +31,8 @@ extension SharedObjectStore {
     /// it takes a minimum block, and its handle has 0 bytes).
     package func create(_ id: ObjectID, byteCount: Int, typeTag: String, eviction: EvictionPolicy, allowingEmpty: Bool) throws(ObjectStoreError) -> ObjectBuilder {
         let blockSize = try checkedBlockSize(byteCount == 0 && allowingEmpty ? 1 : byteCount, for: id)
-        let placed = try withLock { view, local throws(ObjectStoreError) -> (payloadOffset: Int, generation: UInt64) in
-            guard view.findLive(id) == nil else {
-                throw ObjectStoreError(.objectExists, "object \(id) already exists in store '\(name)'", store: name, object: id)
-            }
-            let typeIndex = try typeIndex(typeTag, view, local)
-            if view.entryCount >= view.maxObjects {
-                _ = view.sweepDeadProcesses(ownSlot: processSlot)
-                guard view.entryCount < view.maxObjects else {
-                    throw ObjectStoreError(.tooManyObjects, "store '\(name)' holds its maximum of \(view.maxObjects) objects; cannot create \(id) (raise StoreOptions.maxObjects)", store: name, object: id)
-                }
-            }
-            let blockOffset = try allocate(blockSize, for: id, eviction: eviction, view)
-            let generation = view.nextGeneration()
-            let payloadOffset = blockOffset + _Layout.blockHeaderByteCount
-            view.block(blockOffset).ownerLow = id.low
-            let slot = view.entry(view.emptySlot(for: id))
-            slot.fill(id: id, payloadOffset: payloadOffset, byteCount: byteCount, generation: generation, typeIndex: typeIndex, creator: processSlot, lastUse: view.tick())
-            slot.state = .creating
-            view.updateCounters(byteCount: byteCount, from: .empty, fromHolders: 0, to: .creating, toHolders: 0)
-            return (payloadOffset, generation)
+        let placed = try withLock { view, local throws(ObjectStoreError) in
+            try placeNewObject(id, byteCount: byteCount, blockSize: blockSize, typeTag: typeTag, eviction: eviction, view, local)
         }
         return ObjectBuilder(
             store: self, key: ObjectKey(id: id, generation: placed.generation),
@@ -175,25 +157,8 @@ extension SharedObjectStore {
         let blockSize = try checkedBlockSize(byteCount == 0 ? 1 : byteCount, for: id)
         var writeError: (any Error)?
         let placed = try withLock { view, local throws(ObjectStoreError) -> (payloadOffset: Int, generation: UInt64)? in
-            guard view.findLive(id) == nil else {
-                throw ObjectStoreError(.objectExists, "object \(id) already exists in store '\(name)'", store: name, object: id)
-            }
-            let typeIndex = try typeIndex(typeTag, view, local)
-            if view.entryCount >= view.maxObjects {
-                _ = view.sweepDeadProcesses(ownSlot: processSlot)
-                guard view.entryCount < view.maxObjects else {
-                    throw ObjectStoreError(.tooManyObjects, "store '\(name)' holds its maximum of \(view.maxObjects) objects; cannot create \(id) (raise StoreOptions.maxObjects)", store: name, object: id)
-                }
-            }
-            let blockOffset = try allocate(blockSize, for: id, eviction: .none, view)
-            let generation = view.nextGeneration()
-            let payloadOffset = blockOffset + _Layout.blockHeaderByteCount
-            view.block(blockOffset).ownerLow = id.low
-            let index = view.emptySlot(for: id)
+            let (index, payloadOffset, generation) = try placeNewObject(id, byteCount: byteCount, blockSize: blockSize, typeTag: typeTag, eviction: .none, view, local)
             let slot = view.entry(index)
-            slot.fill(id: id, payloadOffset: payloadOffset, byteCount: byteCount, generation: generation, typeIndex: typeIndex, creator: processSlot, lastUse: view.tick())
-            slot.state = .creating
-            view.updateCounters(byteCount: byteCount, from: .empty, fromHolders: 0, to: .creating, toHolders: 0)
             do {
                 var span = UnsafeMutableRawBufferPointer(start: view.payloadAddress(payloadOffset), count: byteCount).mutableBytes
                 try write(&span)
@@ -209,6 +174,33 @@ extension SharedObjectStore {
         }
         guard let placed else { throw writeError! }
         return makeHandle(id: id, payloadOffset: placed.payloadOffset, byteCount: byteCount, generation: placed.generation, typeTag: typeTag)
+    }
+
+    /// Allocates object `id` and enters it in the table as `creating` (under the lock).
+    /// - Returns: its table slot, payload offset and generation.
+    private func placeNewObject(
+        _ id: ObjectID, byteCount: Int, blockSize: Int, typeTag: String, eviction: EvictionPolicy, _ view: _SegmentView, _ local: _ProcessLocalState
+    ) throws(ObjectStoreError) -> (index: Int, payloadOffset: Int, generation: UInt64) {
+        guard view.findLive(id) == nil else {
+            throw ObjectStoreError(.objectExists, "object \(id) already exists in store '\(name)'", store: name, object: id)
+        }
+        let typeIndex = try typeIndex(typeTag, view, local)
+        if view.entryCount >= view.maxObjects {
+            _ = view.sweepDeadProcesses(ownSlot: processSlot)
+            guard view.entryCount < view.maxObjects else {
+                throw ObjectStoreError(.tooManyObjects, "store '\(name)' holds its maximum of \(view.maxObjects) objects; cannot create \(id) (raise StoreOptions.maxObjects)", store: name, object: id)
+            }
+        }
+        let blockOffset = try allocate(blockSize, for: id, eviction: eviction, view)
+        let generation = view.nextGeneration()
+        let payloadOffset = blockOffset + _Layout.blockHeaderByteCount
+        view.block(blockOffset).ownerLow = id.low
+        let index = view.emptySlot(for: id)
+        let slot = view.entry(index)
+        slot.fill(id: id, payloadOffset: payloadOffset, byteCount: byteCount, generation: generation, typeIndex: typeIndex, creator: processSlot, lastUse: view.tick())
+        slot.state = .creating
+        view.updateCounters(byteCount: byteCount, from: .empty, fromHolders: 0, to: .creating, toHolders: 0)
+        return (index, payloadOffset, generation)
     }
 
     /// Frees an object that its builder abandoned before sealing.

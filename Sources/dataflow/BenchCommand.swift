@@ -49,6 +49,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Scratch directory for the disk cases' files (default: a new directory under the system's temporary directory).", valueName: "dir"))
     var scratch: String?
 
+    @Option(help: .hidden)
+    var workerExecutable: String?
+
     /// Parsed and checked options.
     struct Plan {
         var settings: BenchSettings
@@ -102,6 +105,7 @@ struct BenchCommand: AsyncParsableCommand {
     func execute(progress: Bool) async throws -> BenchReport {
         let scratchDirectory = scratch ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("dataflow-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         let plan = try makePlan(scratchDirectory: scratchDirectory)
+        if let workerExecutable { ProcessesRunner.useWorkerExecutable(workerExecutable) }
         try createDirectory(scratchDirectory, option: "--scratch")
         defer { if scratch == nil { try? FileManager.default.removeItem(atPath: scratchDirectory) } }
         var results: [BenchResult] = []

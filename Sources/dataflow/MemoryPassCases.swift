@@ -2,6 +2,7 @@ import Dataflow
 import Foundation
 import Materialize
 import ObjectStore
+import Synchronization
 
 /// Runs a workflow on one executor: what the `pass/memory-<executor>` cases vary.
 ///
@@ -25,12 +26,25 @@ extension WorkflowRunner {
 /// first timed run.
 struct ProcessesRunner: WorkflowRunner {
     let name = "processes"
-    /// The workers run `$DATAFLOW_WORKER_EXECUTABLE` if set (tests, which run the command's code
-    /// in a test runner), else this program.
-    private static let pool = Result {
-        try ProcessExecutor(.init(
-            workerCount: ProcessInfo.processInfo.activeProcessorCount,
-            executable: ProcessInfo.processInfo.environment["DATAFLOW_WORKER_EXECUTABLE"]))
+
+    /// The worker program: this one, unless `useWorkerExecutable` named another (the tests run
+    /// the command's code inside a test runner, which cannot serve as a worker).
+    private static let executable = Mutex<String?>(nil)
+    private static let poolStorage = Mutex<ProcessExecutor?>(nil)
+
+    static func useWorkerExecutable(_ path: String) {
+        executable.withLock { $0 = path }
+    }
+
+    private static var pool: Result<ProcessExecutor, any Error> {
+        Result {
+            try poolStorage.withLock { pool in
+                if let pool { return pool }
+                let made = try ProcessExecutor(.init(workerCount: ProcessInfo.processInfo.activeProcessorCount, executable: executable.withLock { $0 }))
+                pool = made
+                return made
+            }
+        }
     }
 
     func prepare() throws {

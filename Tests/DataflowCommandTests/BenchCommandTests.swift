@@ -49,11 +49,10 @@ import Testing
     @Test func tinyRunPrintsOneJSONDocumentAndWritesCSVAndSVG() async throws {
         // The process executor's workers are the `dataflow` program, built beside this test runner.
         let dataflow = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("dataflow").path
-        setenv("DATAFLOW_WORKER_EXECUTABLE", dataflow, 1)
         let output = NSTemporaryDirectory() + "dataflow-bench-test-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: output) }
         let command = try BenchCommand.parse([
-            "--sizes", "64KiB,256KiB", "--runs", "2", "--stages", "2", "--format", "json", "--output", output,
+            "--sizes", "64KiB,256KiB", "--runs", "2", "--stages", "2", "--format", "json", "--output", output, "--worker-executable", dataflow,
             "--cases", "baseline/memcpy,baseline/lz4-frame,pass/,store/put-copy,store/get-same-process,spill/",
         ])
         let report = try await command.execute(progress: false)

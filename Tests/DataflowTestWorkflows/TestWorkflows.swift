@@ -10,9 +10,12 @@ public enum TestWorkflows {
         [workerDemo(), poolCompare(), poolFaults(), poolChain(length: 1_000)]
     }
 
-    /// Where tasks that must be killed from outside write their pid: `$DATAFLOW_TEST_MARKERS`.
+    /// Where tasks that must be killed from outside write their pid: a directory named after
+    /// the test process (a pool worker's parent). No environment variable: `setenv` while other
+    /// tests' threads read the environment is a crash waiting to happen.
     public static var markerDirectory: String {
-        ProcessInfo.processInfo.environment["DATAFLOW_TEST_MARKERS"] ?? NSTemporaryDirectory()
+        let testProcess = CommandLine.arguments.contains(ProcessExecutor.workerFlag) ? getppid() : getpid()
+        return NSTemporaryDirectory() + "dataflow-markers-\(testProcess)"
     }
 
     /// The marker file of an attempt: `<markerDirectory>/<task>.<attempt>.pid`, holding its pid.

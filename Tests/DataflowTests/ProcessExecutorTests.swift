@@ -10,11 +10,10 @@ import Testing
     static let workerPath = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         .deletingLastPathComponent().appendingPathComponent("DataflowTestWorker").path
 
-    /// Markers of tasks that wait to be killed; the workers inherit this process's environment.
+    /// Markers of tasks that wait to be killed (workers find the directory by their parent's pid).
     static let markers: String = {
-        let path = NSTemporaryDirectory() + "dataflow-markers-\(getpid())"
+        let path = TestWorkflows.markerDirectory
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        setenv("DATAFLOW_TEST_MARKERS", path, 1)
         return path
     }()
 

@@ -202,17 +202,7 @@ final class _LogSink: Sendable {
             }
         }
         var line = text
-        line.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
-                offset += written
-            }
-        }
+        _ = line.withUTF8 { _writeAll(fd, UnsafeRawBufferPointer($0)) }
     }
 
     deinit {

@@ -55,7 +55,7 @@ final class _PoolWorker {
             } catch {
                 result = WorkerResult(outcome: .error, output: nil, message: "worker \(getpid()) could not read its request: \(error)", bytesIn: 0)
             }
-            guard Self.writeAll(replyFD, result.wireMessage()) else { return }  // the parent is gone
+            guard result.wireMessage().withUnsafeBytes({ _writeAll(replyFD, $0) }) else { return }  // the parent is gone
         }
     }
 
@@ -104,20 +104,5 @@ final class _PoolWorker {
         let entry = (store: store, spill: try? SpillManager(store: store, rootDirectory: spillRoot))
         stores[name] = entry
         return entry
-    }
-
-    static func writeAll(_ fd: Int32, _ data: [UInt8]) -> Bool {
-        data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += written
-            }
-            return true
-        }
     }
 }

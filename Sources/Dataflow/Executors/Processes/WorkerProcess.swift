@@ -136,7 +136,7 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
         }
         if let early { return early }
         return await withTaskCancellationHandler {
-            if !writeAll(request) {
+            if !request.withUnsafeBytes({ _writeAll(requestFD, $0) }) {
                 // The pipe broke: the worker is dying; its reader reports how it ended.
                 Glibc.kill(pid, SIGKILL)
             }
@@ -209,20 +209,6 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
         if close { Glibc.close(requestFD) }
     }
 
-    private func writeAll(_ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(requestFD, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += written
-            }
-            return true
-        }
-    }
 
     // MARK: Replies (the reader thread)
 
