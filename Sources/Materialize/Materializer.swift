@@ -92,22 +92,27 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         // A kept value with no consumers and no files to remove finishes with nothing to do.
         let finishesNow = facts.remainingConsumers <= 0
         let nothingToDo = !plan.freeAfterLastConsumer && (plan.keepFilesAfterLastConsumer || files.isEmpty)
-        let (registered, merged) = lock.withLock { () -> (ValueRecord, Bool) in
-            if var existing = values[handle.id], !existing.finished {
+        let (registered, merged, finishing) = lock.withLock { () -> (ValueRecord, Bool, Value?) in
+            if let index = values.index(forKey: handle.id), !values.values[index].finished {
+                var existing = values.values[index]
                 existing.record.remainingConsumers += facts.remainingConsumers
                 existing.record.files += files
                 existing.record.reason += "; also the output of '\(name)' (passed through unchanged)"
                 existing.plan.freeAfterLastConsumer = existing.plan.freeAfterLastConsumer && plan.freeAfterLastConsumer
                 existing.plan.keepFilesAfterLastConsumer = existing.plan.keepFilesAfterLastConsumer || plan.keepFilesAfterLastConsumer
                 existing.plan.pinnedInMemory = existing.plan.pinnedInMemory || plan.pinnedInMemory
-                values[handle.id] = existing
-                return (existing.record, true)
+                values.values[index] = existing
+                return (existing.record, true, nil)
             }
-            values[handle.id] = Value(record: record, plan: plan, finished: finishesNow && nothingToDo)
-            return (record, false)
+            // A kept value with no consumers and no files to remove finishes with nothing to do;
+            // one with something to do is finished below, once.
+            let value = Value(record: record, plan: plan, finished: finishesNow)
+            values[handle.id] = value
+            return (record, false, finishesNow && !nothingToDo ? value : nil)
         }
-        if merged || !finishesNow || nothingToDo { return registered }
-        return try finish(handle.id)
+        if merged { return registered }
+        if let finishing { return try finish(handle.id, finishing) }
+        return registered
     }
 
     /// Makes room in the bookkeeping for `count` more values (a run knows how many it makes).
@@ -150,15 +155,17 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
     /// plan says. Returns the updated record.
     @discardableResult
     public func consumerFinished(_ id: ObjectID) throws(MaterializeError) -> ValueRecord {
-        let step = lock.withLock { () -> (record: ValueRecord, finish: Bool)? in
-            guard var value = values[id] else { return nil }
-            value.record.remainingConsumers = max(0, value.record.remainingConsumers - 1)
-            values[id] = value
+        let step = lock.withLock { () -> (value: Value, finish: Bool)? in
+            guard let index = values.index(forKey: id) else { return nil }
+            let remaining = max(0, values.values[index].record.remainingConsumers - 1)
+            values.values[index].record.remainingConsumers = remaining
             // Finish once: a late or repeated report must not delete a new object that reuses the id.
-            return (value.record, value.record.remainingConsumers == 0 && !value.finished)
+            let finish = remaining == 0 && !values.values[index].finished
+            if finish { values.values[index].finished = true }
+            return (values.values[index], finish)
         }
         guard let step else { throw unknown(id) }
-        return step.finish ? try finish(id) : step.record
+        return step.finish ? try finish(id, step.value) : step.value.record
     }
 
     /// The record of a value.
@@ -169,23 +176,34 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
 
     // MARK: Internals
 
-    private func finish(_ id: ObjectID) throws(MaterializeError) -> ValueRecord {
-        var value = try lookup(id)
-        value.finished = true
+    /// The after-last-consumer step of `value` (already marked finished under the lock): frees
+    /// it and removes its files as its plan says, outside the lock, then records that.
+    /// - Throws: the store's error when freeing fails (the record then says it is in memory).
+    private func finish(_ id: ObjectID, _ value: Value) throws(MaterializeError) -> ValueRecord {
+        var record = value.record
+        var failure: MaterializeError?
         if value.plan.freeAfterLastConsumer {
             if value.plan.pinnedInMemory { try? store.setPinned(id, false) }
-            do { try spill.delete(id) } catch where error.storeError?.code == .objectNotFound {
-                // already gone from memory and never spilled
+            do {
+                try spill.delete(id)
+                record.inMemory = false
+            } catch where error.storeError?.code == .objectNotFound {
+                record.inMemory = false  // already gone from memory and never spilled
+            } catch {
+                failure = error
             }
-            value.record.inMemory = false
         }
         if !value.plan.keepFilesAfterLastConsumer {
-            for path in value.record.files { _ = _FileSyscall.unlink(path) }
-            value.record.files = []
+            for path in record.files { _ = _FileSyscall.unlink(path) }
+            record.files = []
         }
-        let record = value.record
-        lock.withLock { values[id] = value }
-        return record
+        let finished = record
+        lock.withLock {
+            values[id]?.record.inMemory = finished.inMemory
+            values[id]?.record.files = finished.files
+        }
+        if let failure { throw failure }
+        return finished
     }
 
     private func lookup(_ id: ObjectID) throws(MaterializeError) -> Value {

@@ -38,13 +38,43 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible,
     /// A stable id derived from `name` (two independent 64-bit FNV-1a hashes of its UTF-8 bytes,
     /// mixed). The same name gives the same id in every process and every version of this library.
     public init(deriving name: String) {
-        var first: UInt64 = 0xcbf2_9ce4_8422_2325
-        var second: UInt64 = 0x6c62_272e_07bb_0142
-        for byte in name.utf8 {
+        var derivation = Derivation()
+        derivation.append(name)
+        self = derivation.id
+    }
+
+    /// Derives an id from a name given in pieces, without joining them: appending "a", "/" and
+    /// "b" gives `ObjectID(deriving: "a/b")`.
+    ///
+    /// - Note: A value type; thread-safe.
+    public struct Derivation: Sendable {
+        private var first: UInt64 = 0xcbf2_9ce4_8422_2325
+        private var second: UInt64 = 0x6c62_272e_07bb_0142
+
+        public init() {}
+
+        public mutating func append(_ piece: String) {
+            var piece = piece
+            piece.withUTF8 { bytes in
+                for byte in bytes { append(byte: byte) }
+            }
+        }
+
+        /// A number's decimal digits, as `append("\(number)")` would append them.
+        public mutating func append(decimal number: Int) {
+            if number < 0 || number >= 10 { append("\(number)"); return }
+            append(byte: UInt8(ascii: "0") + UInt8(number))
+        }
+
+        @inline(__always) private mutating func append(byte: UInt8) {
             first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01b3  // wrapping: FNV arithmetic is mod 2^64
             second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_0193
         }
-        self.init(high: Self.mix(first), low: Self.mix(second ^ 0x9e37_79b9_7f4a_7c15))
+
+        /// The id of everything appended so far.
+        public var id: ObjectID {
+            ObjectID(high: ObjectID.mix(first), low: ObjectID.mix(second ^ 0x9e37_79b9_7f4a_7c15))
+        }
     }
 
     /// 32 lowercase hex digits.
@@ -78,11 +108,18 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible,
         try container.encode(description)
     }
 
+    /// Dictionaries and sets hash an id with one mixing step rather than SipHash over 16 bytes
+    /// (ids are already well-mixed hashes or random numbers); `seed` keeps each table's order
+    /// its own.
+    public func _rawHashValue(seed: Int) -> Int {
+        Int(truncatingIfNeeded: Self.mix(tableHash ^ UInt64(truncatingIfNeeded: seed)))
+    }
+
     /// A 64-bit hash used to place the id in the shared object table; equal in every process.
     var tableHash: UInt64 { Self.mix(high ^ (low &* 0x9e37_79b9_7f4a_7c15)) }
 
     // splitmix64's finaliser: every input bit affects every output bit.
-    private static func mix(_ value: UInt64) -> UInt64 {
+    fileprivate static func mix(_ value: UInt64) -> UInt64 {
         var z = value
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
         z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb

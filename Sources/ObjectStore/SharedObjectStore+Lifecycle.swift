@@ -239,8 +239,7 @@ extension SharedObjectStore {
     /// Counts one more reference of this process on `entry`.
     private func retain(_ entry: _Entry, _ view: _SegmentView, _ local: _ProcessLocalState) {
         let key = ObjectKey(id: entry.id, generation: entry.generation)
-        let count = local.referenceCounts[key, default: 0]
-        local.referenceCounts[key] = count + 1
+        let count = _postIncrement(&local.referenceCounts[key, default: 0])  // one look-up
         entry.lastUse = view.tick()
         if count == 0 {
             let before = entry.holders
@@ -284,4 +283,10 @@ extension SharedObjectStore {
         local.typeNames[index] = name
         return name
     }
+}
+
+/// Adds one to `value` and returns what it was.
+private func _postIncrement(_ value: inout Int) -> Int {
+    defer { value += 1 }
+    return value
 }

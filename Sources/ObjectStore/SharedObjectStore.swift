@@ -233,4 +233,10 @@ final class _ProcessLocalState: @unchecked Sendable {
 struct ObjectKey: Hashable {
     let id: ObjectID
     let generation: UInt64
+
+    /// One mixing step instead of SipHash (see `ObjectID._rawHashValue`): this process's
+    /// reference counts are looked up twice per object made.
+    func _rawHashValue(seed: Int) -> Int {
+        id._rawHashValue(seed: seed ^ Int(truncatingIfNeeded: generation &* 0x9e37_79b9_7f4a_7c15))
+    }
 }

@@ -200,7 +200,7 @@ import Testing
                 // Room freed while waiting: the producer goes on.
                 DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) {
                     try? store.setPinned(pinned, false)
-                    try? store.delete(pinned)
+                    _ = try? store.delete(pinned)
                 }
                 var builder = try spill.create(.random(), byteCount: 400 * 1024, waitingUpTo: 10)
                 try builder.seal()

@@ -120,15 +120,15 @@ struct _AttemptContext: Sendable {
         let bytesIn = node.isShell
             ? inputs.reduce(0) { $0 + ((try? materializer.record(for: $1).byteCount) ?? 0) }
             : handles.reduce(0) { $0 + $1.byteCount }
-        let outputID = ObjectID(deriving: "\(runID)/\(node.name)/\(attempt)")
-        var attemptContext = TaskContext(taskName: node.name, attempt: attempt, runID: runID, store: store, logSink: sink, outputID: outputID)
-        if node.isShell {
-            attemptContext.inputFiles = inputFiles
-            attemptContext.attemptDirectory = "\(runDirectory)/shell/\(RunLog.safeFileName(node.name)).\(attempt)"
-            attemptContext.logPath = sink.path
-        }
-        attemptContext.timeoutSeconds = node.options.timeoutSeconds
-        let context = attemptContext
+        let outputID = _attemptOutputID(runID: runID, taskName: node.name, attempt: attempt)
+        let context = node.isShell
+            ? TaskContext(
+                taskName: node.name, attempt: attempt, runID: runID, store: store, logSink: sink, outputID: outputID,
+                timeoutSeconds: node.options.timeoutSeconds, inputFiles: inputFiles,
+                attemptDirectory: "\(runDirectory)/shell/\(RunLog.safeFileName(node.name)).\(attempt)", logPath: sink.path)
+            : TaskContext(
+                taskName: node.name, attempt: attempt, runID: runID, store: store, logSink: sink, outputID: outputID,
+                timeoutSeconds: node.options.timeoutSeconds)
         do {
             let inputHandles = handles
             handles = []
@@ -143,6 +143,18 @@ struct _AttemptContext: Sendable {
         }
     }
 
+}
+
+/// The id of an attempt's output: `ObjectID(deriving: "<run id>/<task>/<attempt>")`, the same in
+/// every process (a worker computes it without being told).
+func _attemptOutputID(runID: String, taskName: String, attempt: Int) -> ObjectID {
+    var derivation = ObjectID.Derivation()
+    derivation.append(runID)
+    derivation.append("/")
+    derivation.append(taskName)
+    derivation.append("/")
+    derivation.append(decimal: attempt)
+    return derivation.id
 }
 
 /// Encodes a task's return value into a new object `id`: through `spill` (making room under

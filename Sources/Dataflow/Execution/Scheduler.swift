@@ -21,18 +21,19 @@ extension Workflow {
         guard options.concurrency >= 1 else {
             throw DataflowError(.invalidOption, "concurrency must be at least 1, not \(options.concurrency)")
         }
-        var requested = Set<Int>()
+        // By task index: the caller asked for this task's result (default: every leaf).
+        var isRequested = [Bool](repeating: false, count: nodes.count)
         if let names = options.results {
             for name in names {
                 guard let index = index(of: name) else {
                     throw DataflowError(.unknownTask, "result '\(name)' is no task of workflow '\(self.name)'", task: name)
                 }
-                requested.insert(index)
+                isRequested[index] = true
             }
         } else {
-            var consumed = Set<Int>()
-            for node in nodes { consumed.formUnion(node.dependencies) }
-            requested = Set(nodes.indices).subtracting(consumed)
+            var consumed = [Bool](repeating: false, count: nodes.count)
+            for node in nodes { for dependency in node.dependencies { consumed[dependency] = true } }
+            for index in nodes.indices where !consumed[index] { isRequested[index] = true }
         }
         let runID = options.runID ?? RunOptions.makeRunID(workflow: name)
         let ownsStore = options.store == nil
@@ -64,7 +65,7 @@ extension Workflow {
         spill.startBackgroundSpilling()
         defer { spill.stopBackgroundSpilling() }
         let scheduler = _Scheduler(
-            workflow: self, options: options, runID: runID, requested: requested, store: store,
+            workflow: self, options: options, runID: runID, isRequested: isRequested, store: store,
             spill: spill, materializer: materializer, log: log)
         let outcome = await scheduler.execute()
         let run = WorkflowRun(
@@ -121,8 +122,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     let nodes: [_TaskNode]
     let options: RunOptions
     let runID: String
-    let requested: Set<Int>
-    /// `requested`, by task index (a look-up per finished attempt, without hashing).
+    /// By task index: the caller asked for this task's result.
     private let isRequested: [Bool]
     let store: SharedObjectStore
     let spill: SpillManager
@@ -139,6 +139,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     private var state: [State]
     private var waitingOn: [Int]
     private var outputs: [ObjectID?]
+    /// The task's output was freed after its last consumer (so clean-up can skip it).
+    private var outputFreed: [Bool]
     private var attempts: [Int]
     private var failureRetries: [Int]
     private var preemptionRetries: [Int]
@@ -165,15 +167,12 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     /// What every attempt shares.
     private let environment: _RunEnvironment
 
-    init(workflow: Workflow, options: RunOptions, runID: String, requested: Set<Int>, store: SharedObjectStore,
+    init(workflow: Workflow, options: RunOptions, runID: String, isRequested: [Bool], store: SharedObjectStore,
          spill: SpillManager, materializer: Materializer, log: RunLog) {
         self.workflow = workflow
         self.nodes = workflow.nodes
         self.options = options
         self.runID = runID
-        self.requested = requested
-        var isRequested = [Bool](repeating: false, count: workflow.nodes.count)
-        for index in requested { isRequested[index] = true }
         self.isRequested = isRequested
         self.store = store
         self.spill = spill
@@ -200,6 +199,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         state = [State](repeating: .waiting, count: count)
         waitingOn = workflow.nodes.map { $0.dependencies.count }
         outputs = [ObjectID?](repeating: nil, count: count)
+        outputFreed = [Bool](repeating: false, count: count)
         attempts = [Int](repeating: 0, count: count)
         failureRetries = [Int](repeating: 0, count: count)
         preemptionRetries = [Int](repeating: 0, count: count)
@@ -255,7 +255,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
 
     /// The requested results that succeeded. Read after `execute` returns.
     func results() -> _RunResults {
-        _RunResults(workflow: workflow, outputs: lock.withLock { outputs }, requested: requested)
+        _RunResults(workflow: workflow, outputs: lock.withLock { outputs }, isRequested: isRequested)
     }
 
     // MARK: Lanes
@@ -265,10 +265,9 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         // Attempts run since the last visit to the scheduler, with their registered outputs.
         var finishedAttempts: [(report: _AttemptReport, registration: Registration)] = []
         var batch = 1
-        // This lane's batch of run-log events; its storage is handed back and forth with
-        // `unloggedEvents` rather than allocated per task.
+        // This lane's batch of run-log events, swapped with `unloggedEvents` under the lock and
+        // then moved into the log's queue (which hands back an empty array with room).
         var events: [RunLogEvent] = []
-        events.reserveCapacity(16)
         while true {
             var wake: [CheckedContinuation<Void, Never>] = []
             var flush = false
@@ -289,8 +288,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
             }
             finishedAttempts.removeAll(keepingCapacity: true)
             for continuation in wake { continuation.resume() }
-            log.append(contentsOf: events)
-            events.removeAll(keepingCapacity: true)
+            log.append(moving: &events)
             if flush { log.flush() }
             switch step {
             case .run(let contexts):
@@ -551,6 +549,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         for input in nodes[index].inputs {
             guard let id = outputs[input] else { continue }
             if let record = try? materializer.consumerFinished(id), !record.inMemory {
+                outputFreed[input] = true
                 var event = RunLogEvent(kind: .valueFreed, runID: runID)
                 event.task = nodes[input].name
                 event.value = record
@@ -562,10 +561,12 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     /// Frees every value that is no requested result and is still around (its consumers were
     /// skipped or the run stopped early). Runs after every lane has returned.
     private func cleanUp() {
-        let outputs = lock.withLock { self.outputs }
+        let (outputs, outputFreed) = lock.withLock { (self.outputs, self.outputFreed) }
+        let candidates = nodes.indices.filter { !isRequested[$0] && outputs[$0] != nil && !outputFreed[$0] }
+        guard !candidates.isEmpty else { return }
         // A task that passed its input through shares the object with it: never free a result.
-        let resultObjects = Set(requested.compactMap { outputs[$0] })
-        for index in nodes.indices where !isRequested[index] {
+        let resultObjects = Set(nodes.indices.compactMap { isRequested[$0] ? outputs[$0] : nil })
+        for index in candidates {
             guard let id = outputs[index], !resultObjects.contains(id),
                 let record = try? materializer.record(for: id), record.inMemory else { continue }
             try? spill.delete(id)

@@ -205,7 +205,7 @@ extension Workflow {
             try? FileManager.default.createDirectory(atPath: "\(spec.runDirectory)/logs", withIntermediateDirectories: true)
         }
         let sink = _LogSink(directory: "\(spec.runDirectory)/logs", taskName: spec.taskName, attempt: spec.attempt)
-        let outputID = ObjectID(deriving: "\(spec.runID)/\(node.name)/\(spec.attempt)")
+        let outputID = _attemptOutputID(runID: spec.runID, taskName: node.name, attempt: spec.attempt)
         let context = TaskContext(taskName: node.name, attempt: spec.attempt, runID: spec.runID, store: store, logSink: sink, outputID: outputID)
         let logger = context.logger
         do {

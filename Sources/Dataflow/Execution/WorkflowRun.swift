@@ -79,15 +79,16 @@ public final class WorkflowRun: @unchecked Sendable {  // immutable after init
 struct _RunResults: Sendable {
     let workflow: Workflow
     let outputs: [ObjectID?]
-    let requested: Set<Int>
+    /// By task index: the caller asked for this task's result.
+    let isRequested: [Bool]
 
     func id(named name: String) -> ObjectID? {
-        guard let index = workflow.index(of: name), requested.contains(index) else { return nil }
+        guard let index = workflow.index(of: name), index < isRequested.count, isRequested[index] else { return nil }
         return outputs[index]
     }
 
     /// Names of the requested results that succeeded, sorted.
     var names: [String] {
-        requested.compactMap { outputs[$0] == nil ? nil : workflow.nodes[$0].name }.sorted()
+        isRequested.indices.compactMap { isRequested[$0] && outputs[$0] != nil ? workflow.nodes[$0].name : nil }.sorted()
     }
 }

@@ -63,6 +63,12 @@ public final class RunLog: @unchecked Sendable {  // all mutable state is in `wr
         writer.enqueue(events)
     }
 
+    /// Queues `events` and leaves an empty array in their place: the array itself moves into the
+    /// queue, without copying an event (what the scheduler's lanes use).
+    func append(moving events: inout [RunLogEvent]) {
+        writer.enqueue(moving: &events)
+    }
+
     /// Writes every queued event to the file before returning. The scheduler flushes at the end
     /// of a run and after every event that fails a task for good, so a crash loses little.
     public func flush() {
@@ -215,23 +221,33 @@ final class _LogSink: Sendable {
 /// background thread, or a `drain()` call, formats and writes them (serialised by `writeLock`,
 /// so lines keep their queue order).
 ///
+/// A lane hands over its events as a whole array (`enqueue(moving:)`): the array moves into the
+/// queue, and the lane gets an empty one with room back, so no event is copied on the way.
+///
 /// - Note: Thread-safe. The background thread holds this object, not the `RunLog`, and ends
 ///   after `close()`.
-final class _RunLogWriter: @unchecked Sendable {  // `pending` under `pendingLock`; `file`, `closed` under `writeLock`
+final class _RunLogWriter: @unchecked Sendable {  // `pending*`, `spare`, `stopped` under `pendingLock`; `file`, `closed`, `lines` under `writeLock`
     private let pendingLock = _AdaptiveLock()
-    private var pending: [RunLogEvent] = []
+    /// Queued events, in batches, oldest first.
+    private var pending: [[RunLogEvent]] = []
+    private var pendingCount = 0
+    /// Emptied batch arrays (with their capacity) to give back to producers.
+    private var spare: [[RunLogEvent]] = []
     private var stopped = false
     private let writeLock = NSLock()
     private let file: FileHandle
     private var closed = false
-    private var lines: [UInt8] = []
+    private var lines = _ByteBuffer()
     /// A producer that finds this many events queued writes them itself (backpressure).
     private static let queueLimit = 65_536
     private static let pollIntervalMicroseconds: UInt32 = 2_000
 
     init(file: FileHandle) {
         self.file = file
-        pending.reserveCapacity(4096)
+    }
+
+    deinit {
+        lines.deallocate()
     }
 
     func startBackgroundThread(name: String) {
@@ -246,10 +262,18 @@ final class _RunLogWriter: @unchecked Sendable {  // `pending` under `pendingLoc
     }
 
     func enqueue(_ events: some Collection<RunLogEvent>) {
+        var batch = Array(events)
+        enqueue(moving: &batch)
+    }
+
+    /// Queues `events` (in order, together) and leaves an empty array in their place.
+    func enqueue(moving events: inout [RunLogEvent]) {
         guard !events.isEmpty else { return }
         let full = pendingLock.withLock { () -> Bool in
-            pending.append(contentsOf: events)
-            return pending.count >= Self.queueLimit
+            pendingCount += events.count
+            pending.append(events)
+            events = spare.popLast() ?? []
+            return pendingCount >= Self.queueLimit
         }
         if full { drain() }
     }
@@ -258,12 +282,27 @@ final class _RunLogWriter: @unchecked Sendable {  // `pending` under `pendingLoc
     func drain() {
         writeLock.withLock {
             guard !closed else { return }
-            var batch: [RunLogEvent] = []
-            pendingLock.withLock { swap(&batch, &pending) }
-            guard !batch.isEmpty else { return }
-            lines.removeAll(keepingCapacity: true)
-            for event in batch { event.jsonLine(into: &lines) }
-            file.write(Data(lines))
+            var batches: [[RunLogEvent]] = []
+            pendingLock.withLock {
+                swap(&batches, &pending)
+                pendingCount = 0
+            }
+            guard !batches.isEmpty else { return }
+            lines.removeAll()
+            for index in batches.indices {
+                batches[index].withUnsafeBufferPointer { events in
+                    for position in events.indices { events[position].jsonLine(into: &lines) }
+                }
+                batches[index].removeAll(keepingCapacity: true)
+            }
+            _ = _writeAll(file.fileDescriptor, lines.bytes)
+            pendingLock.withLock {
+                if spare.count < 16 { spare.append(contentsOf: batches.prefix(16 - spare.count)) }
+                if pending.isEmpty {
+                    batches.removeAll(keepingCapacity: true)
+                    swap(&batches, &pending)  // keeps the outer array's room too
+                }
+            }
         }
     }
 

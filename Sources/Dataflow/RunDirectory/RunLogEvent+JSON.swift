@@ -7,8 +7,8 @@ import ObjectStore
 /// `RunLogEvent`'s `Decodable` conformance reads (a test checks the round trip); dates are
 /// seconds since 1970.
 extension RunLogEvent {
-    func jsonLine(into out: inout [UInt8]) {
-        var writer = _JSONObjectWriter(taking: &out)
+    func jsonLine(into out: inout _ByteBuffer) {
+        var writer = _JSONObjectWriter(opening: out)
         writer.string("kind", kind.rawValue)
         writer.date("time", time)
         writer.string("runID", runID)
@@ -23,7 +23,7 @@ extension RunLogEvent {
         writer.int("bytesOut", bytesOut)
         if let value {
             writer.key("value")
-            var nested = _JSONObjectWriter(taking: &writer.out)
+            var nested = _JSONObjectWriter(opening: writer.out)
             nested.objectID("id", value.id)
             nested.string("name", value.name)
             nested.string("policy", value.policy.rawValue)
@@ -32,35 +32,41 @@ extension RunLogEvent {
             nested.bool("inMemory", value.inMemory)
             nested.int("remainingConsumers", value.remainingConsumers)
             nested.string("reason", value.reason)
-            nested.finish(into: &writer.out)
+            writer.out = nested.finish()
         }
         writer.string("logFile", logFile)
         writer.int("taskCount", taskCount)
         writer.int("succeeded", succeeded)
         writer.int("failed", failed)
         writer.int("skipped", skipped)
-        writer.finish(into: &out)
+        out = writer.finish()
         out.append(UInt8(ascii: "\n"))
+    }
+
+    /// The event as one JSON line, with its newline (for tests and tools).
+    func jsonLine() -> [UInt8] {
+        var buffer = _ByteBuffer(capacity: 512)
+        defer { buffer.deallocate() }
+        jsonLine(into: &buffer)
+        return Array(buffer.bytes)
     }
 }
 
 /// Appends one JSON object, field by field, skipping nil fields.
 struct _JSONObjectWriter {
-    var out: [UInt8]
+    /// The buffer, lent by value: the caller takes it back from `finish()` (it may have grown).
+    var out: _ByteBuffer
     private var first = true
 
-    /// Takes `buffer` over (leaving it empty), so that appending never copies it: hand it back
-    /// with `finish()`.
-    init(taking buffer: inout [UInt8]) {
-        self.out = []
-        swap(&self.out, &buffer)
-        self.out.append(UInt8(ascii: "{"))
+    init(opening buffer: _ByteBuffer) {
+        out = buffer
+        out.append(UInt8(ascii: "{"))
     }
 
-    /// Closes the object and hands the buffer back to `buffer` (without copying it).
-    mutating func finish(into buffer: inout [UInt8]) {
+    /// Closes the object and returns the buffer.
+    mutating func finish() -> _ByteBuffer {
         out.append(UInt8(ascii: "}"))
-        swap(&out, &buffer)
+        return out
     }
 
     /// `"name":` — keys are literals, known to need no escaping, and are copied as they are.
@@ -68,7 +74,7 @@ struct _JSONObjectWriter {
         if !first { out.append(UInt8(ascii: ",")) }
         first = false
         out.append(UInt8(ascii: "\""))
-        out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        out.append(name)
         out.append(UInt8(ascii: "\""))
         out.append(UInt8(ascii: ":"))
     }
@@ -109,7 +115,7 @@ struct _JSONObjectWriter {
 
     mutating func bool(_ name: StaticString, _ value: Bool) {
         key(name)
-        out.append(contentsOf: (value ? "true" : "false").utf8)
+        out.append(value ? "true" : "false")
     }
 
     /// Seconds since 1970 with six decimals (microseconds), written with integer arithmetic.
@@ -118,7 +124,8 @@ struct _JSONObjectWriter {
         key(name)
         let microseconds = (value.timeIntervalSince1970 * 1e6).rounded()
         guard microseconds >= 0 && microseconds < 1e17 else {
-            out.append(contentsOf: "\(value.timeIntervalSince1970)".utf8)
+            var text = "\(value.timeIntervalSince1970)"
+            text.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
             return
         }
         let whole = Int(microseconds)
@@ -131,7 +138,7 @@ struct _JSONObjectWriter {
                 bytes[position] = UInt8(ascii: "0") + UInt8(fraction % 10)
                 fraction /= 10
             }
-            out.append(contentsOf: bytes)
+            out.append(UnsafeRawBufferPointer(bytes))
         }
     }
 
@@ -140,7 +147,7 @@ struct _JSONObjectWriter {
         if value < 0 {
             out.append(UInt8(ascii: "-"))
             if value == .min {
-                out.append(contentsOf: "9223372036854775808".utf8)
+                out.append("9223372036854775808")
                 return
             }
         }
@@ -153,7 +160,7 @@ struct _JSONObjectWriter {
                 bytes[start] = UInt8(ascii: "0") + UInt8(remaining % 10)
                 remaining /= 10
             } while remaining > 0
-            out.append(contentsOf: bytes[start...])
+            out.append(UnsafeRawBufferPointer(rebasing: bytes[start...]))
         }
     }
 
@@ -164,7 +171,7 @@ struct _JSONObjectWriter {
         var value = value
         let copied = value.withUTF8 { bytes -> Bool in
             for byte in bytes where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
-            out.append(contentsOf: bytes)
+            out.append(UnsafeRawBufferPointer(bytes))
             return true
         }
         if copied {
@@ -173,14 +180,16 @@ struct _JSONObjectWriter {
         }
         for byte in value.utf8 {
             switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case UInt8(ascii: "\n"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case UInt8(ascii: "\r"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case UInt8(ascii: "\t"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case UInt8(ascii: "\""): out.append("\\\"")
+            case UInt8(ascii: "\\"): out.append("\\\\")
+            case UInt8(ascii: "\n"): out.append("\\n")
+            case UInt8(ascii: "\r"): out.append("\\r")
+            case UInt8(ascii: "\t"): out.append("\\t")
             case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+                let hex: StaticString = "0123456789abcdef"
+                out.append("\\u00")
+                out.append(hex.utf8Start[Int(byte >> 4)])
+                out.append(hex.utf8Start[Int(byte & 15)])
             default: out.append(byte)
             }
         }

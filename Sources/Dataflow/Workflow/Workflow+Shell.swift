@@ -59,9 +59,8 @@ extension Workflow {
             let bytes = try await _ShellRunner.run(command: command, inputs: Array(zip(variableNames, context.inputFiles)), context: context)
             return _TaskOutput(try Output.fromShellOutput(bytes))
         }
-        var node = _TaskNode(name: name, inputs: indices, foreignInputs: foreign, options: options, outputTypeTag: Output.typeTag, run: run)
-        node.isShell = true
-        return appendNode(node)
+        return appendNode(_TaskNode(
+            name: name, inputs: indices, foreignInputs: foreign, options: options, outputTypeTag: Output.typeTag, isShell: true, run: run))
     }
 }
 

@@ -5,15 +5,14 @@ extension Workflow {
     ///   each naming the task (a cycle names every task on it).
     /// - Complexity: O(tasks + edges).
     public func validate(capacity: Resources) throws(DataflowError) {
-        var seen = Set<String>(minimumCapacity: nodes.count)
+        if let duplicate = firstDuplicateName {  // names are checked as tasks are added
+            throw DataflowError(.duplicateTaskName, "workflow '\(name)' has two tasks named '\(duplicate)'", task: duplicate)
+        }
         for node in nodes {
-            guard seen.insert(node.name).inserted else {
-                throw DataflowError(.duplicateTaskName, "workflow '\(name)' has two tasks named '\(node.name)'", task: node.name)
-            }
             if let foreign = node.foreignInputs.first {
                 throw DataflowError(.foreignInput, "task '\(node.name)' of workflow '\(name)' depends on '\(foreign)' of another workflow", task: node.name)
             }
-            if let excess = node.options.resources.firstExcess(over: capacity) {
+            if !node.options.resources.fits(within: capacity), let excess = node.options.resources.firstExcess(over: capacity) {
                 throw DataflowError(.resourcesExceedExecutor, "task '\(node.name)' declares more than the executor has: \(excess)", task: node.name)
             }
             if let timeout = node.options.timeoutSeconds, !(timeout > 0) {

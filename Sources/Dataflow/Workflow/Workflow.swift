@@ -28,6 +28,8 @@ public final class Workflow: @unchecked Sendable {  // mutated only while buildi
     private(set) var nodes: [_TaskNode] = []
     /// Task index by name (the first task of a name: duplicates are a validation error).
     private var indexByName: [String: Int] = [:]
+    /// The first name given to two tasks, if any (found while adding; reported by `validate`).
+    private(set) var firstDuplicateName: String?
 
     public init(_ name: String, policy: MaterializationPolicy = .auto) {
         self.name = name
@@ -106,14 +108,17 @@ public final class Workflow: @unchecked Sendable {  // mutated only while buildi
     /// Makes `task` wait for `other` to succeed, without passing a value (an ordering edge).
     public func addDependency<A, B>(_ task: TaskRef<A>, after other: TaskRef<B>) {
         precondition(task.workflowID == id, "task '\(task.name)' belongs to another workflow")
-        nodes[task.index].after.append(other.index)
-        if other.workflowID != id { nodes[task.index].foreignInputs.append(other.name) }
+        nodes[task.index] = nodes[task.index].addingDependency(on: other.index, foreignName: other.workflowID != id ? other.name : nil)
     }
 
     func appendNode<Output>(_ node: _TaskNode) -> TaskRef<Output> { add(node) }
 
     private func add<Output>(_ node: _TaskNode) -> TaskRef<Output> {
-        if indexByName[node.name] == nil { indexByName[node.name] = nodes.count }
+        if indexByName[node.name] == nil {
+            indexByName[node.name] = nodes.count
+        } else if firstDuplicateName == nil {
+            firstDuplicateName = node.name
+        }
         nodes.append(node)
         return TaskRef(name: node.name, workflowID: id, index: nodes.count - 1)
     }
@@ -134,34 +139,47 @@ public struct TaskRef<Output: StoreValue>: Sendable, Hashable, CustomStringConve
 }
 
 /// A task with its types erased: what the scheduler runs.
-struct _TaskNode: Sendable {
+///
+/// - Note: Immutable (a change while building makes a new node, so a run started earlier keeps
+///   the graph it validated); thread-safe. A class, so that the scheduler's many looks at a node
+///   cost one reference count, not one per field.
+final class _TaskNode: Sendable {
     typealias Run = @Sendable (_ inputs: [ObjectHandle], _ context: TaskContext) async throws -> _TaskOutput
 
     let name: String
     /// Data inputs, by task index, in parameter order.
     let inputs: [Int]
     /// Inputs or ordering edges that point into another workflow (a validation error).
-    var foreignInputs: [String]
+    let foreignInputs: [String]
     let options: TaskOptions
     let outputTypeTag: String
     let run: Run
     /// Ordering-only dependencies, by task index.
-    var after: [Int] = []
+    let after: [Int]
     /// A shell task: its inputs are handed over as files (`TaskContext.inputFiles`).
-    var isShell = false
+    let isShell: Bool
+    /// Every task this one waits for (data and ordering), without duplicates.
+    let dependencies: [Int]
 
-    init(name: String, inputs: [Int], foreignInputs: [String], options: TaskOptions, outputTypeTag: String, run: @escaping Run) {
+    init(name: String, inputs: [Int], foreignInputs: [String], options: TaskOptions, outputTypeTag: String,
+         after: [Int] = [], isShell: Bool = false, run: @escaping Run) {
         self.name = name
         self.inputs = inputs
         self.foreignInputs = foreignInputs
         self.options = options
         self.outputTypeTag = outputTypeTag
         self.run = run
+        self.after = after
+        self.isShell = isShell
+        self.dependencies = after.isEmpty ? inputs : Array(Set(inputs + after)).sorted()
     }
 
-    /// Every task this one waits for (data and ordering), without duplicates.
-    var dependencies: [Int] {
-        after.isEmpty ? inputs : Array(Set(inputs + after))
+    /// This node with an ordering edge to `index` (and `foreignName` if that task belongs to
+    /// another workflow).
+    func addingDependency(on index: Int, foreignName: String?) -> _TaskNode {
+        _TaskNode(
+            name: name, inputs: inputs, foreignInputs: foreignInputs + (foreignName.map { [$0] } ?? []), options: options,
+            outputTypeTag: outputTypeTag, after: after + [index], isShell: isShell, run: run)
     }
 }
 
@@ -172,18 +190,9 @@ struct _TaskOutput: @unchecked Sendable {  // the value is handed from the task 
 
     /// The store object already holding the value (a tensor made in the store), if any.
     func existingHandle(in store: SharedObjectStore) -> ObjectHandle? {
-        guard let backed = value as? _StoreBacked, let handle = backed.storeHandle, handle.store === store else { return nil }
+        guard let handle = value.storeHandle, handle.store === store else { return nil }
         return handle
     }
-}
-
-/// Values that may already live in a store (so that passing them on needs no copy).
-protocol _StoreBacked {
-    var storeHandle: ObjectHandle? { get }
-}
-
-extension Tensor: _StoreBacked {
-    var storeHandle: ObjectHandle? { handle }
 }
 
 /// What a running task can reach: its name and attempt, the run's store (to write its output in
@@ -191,12 +200,23 @@ extension Tensor: _StoreBacked {
 ///
 /// - Note: A value type; thread-safe. `TaskContext.current` is set while a task's body runs.
 public struct TaskContext: Sendable {
-    public let taskName: String
-    public let attempt: Int
-    public let runID: String
-    public let store: SharedObjectStore
+    /// The fields, in one object: a context is copied several times per attempt, and a copy is
+    /// then one reference count.
+    private let storage: _TaskContextStorage
+
+    init(taskName: String, attempt: Int, runID: String, store: SharedObjectStore, logSink: _LogSink, outputID: ObjectID,
+         timeoutSeconds: Double? = nil, inputFiles: [String] = [], attemptDirectory: String = "", logPath: String = "") {
+        storage = _TaskContextStorage(
+            taskName: taskName, attempt: attempt, runID: runID, store: store, logSink: logSink, outputID: outputID,
+            timeoutSeconds: timeoutSeconds, inputFiles: inputFiles, attemptDirectory: attemptDirectory, logPath: logPath)
+    }
+
+    public var taskName: String { storage.taskName }
+    public var attempt: Int { storage.attempt }
+    public var runID: String { storage.runID }
+    public var store: SharedObjectStore { storage.store }
     /// Where the attempt's log lines go.
-    let logSink: _LogSink
+    var logSink: _LogSink { storage.logSink }
     /// A logger whose lines go to the attempt's log file (`logs/<task>.<attempt>.log`), made on
     /// use (an attempt that logs nothing pays nothing for it).
     public var logger: Logger {
@@ -204,15 +224,15 @@ public struct TaskContext: Sendable {
         return Logger(label: "dataflow.task.\(taskName)") { _ in _AttemptLogHandler(sink: sink) }
     }
     /// The id the task's output gets in the store.
-    public let outputID: ObjectID
+    public var outputID: ObjectID { storage.outputID }
     /// For shell tasks: the input files, in parameter order.
-    var inputFiles: [String] = []
+    var inputFiles: [String] { storage.inputFiles }
     /// A directory of this attempt's own (shell tasks run there).
-    var attemptDirectory: String = ""
+    var attemptDirectory: String { storage.attemptDirectory }
     /// This attempt's log file.
-    var logPath: String = ""
+    var logPath: String { storage.logPath }
     /// The task's timeout (shell tasks enforce it on their command themselves).
-    var timeoutSeconds: Double?
+    var timeoutSeconds: Double? { storage.timeoutSeconds }
 
     @TaskLocal public static var current: TaskContext?
 
@@ -220,5 +240,33 @@ public struct TaskContext: Sendable {
     /// the task body and it is passed on without a copy.
     public func makeTensor<Scalar: TensorScalar>(shape: [Int], of type: Scalar.Type = Scalar.self, fill: (inout MutableSpan<Scalar>) throws -> Void) throws -> Tensor<Scalar> {
         try store.makeTensor(outputID, shape: shape, of: type, fill: fill)
+    }
+}
+
+/// The fields of a `TaskContext`. Immutable; thread-safe.
+final class _TaskContextStorage: Sendable {
+    let taskName: String
+    let attempt: Int
+    let runID: String
+    let store: SharedObjectStore
+    let logSink: _LogSink
+    let outputID: ObjectID
+    let timeoutSeconds: Double?
+    let inputFiles: [String]
+    let attemptDirectory: String
+    let logPath: String
+
+    init(taskName: String, attempt: Int, runID: String, store: SharedObjectStore, logSink: _LogSink, outputID: ObjectID,
+         timeoutSeconds: Double?, inputFiles: [String], attemptDirectory: String, logPath: String) {
+        self.taskName = taskName
+        self.attempt = attempt
+        self.runID = runID
+        self.store = store
+        self.logSink = logSink
+        self.outputID = outputID
+        self.timeoutSeconds = timeoutSeconds
+        self.inputFiles = inputFiles
+        self.attemptDirectory = attemptDirectory
+        self.logPath = logPath
     }
 }

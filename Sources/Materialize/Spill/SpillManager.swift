@@ -210,7 +210,7 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
             do throws(MaterializeError) {
                 let handle = try restore(id, deadline: deadline)
                 if unclaim(id) {  // deleted while we restored it: it stays deleted
-                    try? store.delete(id)
+                    _ = try? store.delete(id)
                     throw MaterializeError.store(
                         ObjectStoreError.deletedWhileRestoring(id, store: store.name), while: "getting object \(id)")
                 }

@@ -18,6 +18,14 @@ public protocol StoreValue: Sendable {
     /// Decodes a value from an object whose type tag equals `typeTag` (already checked).
     /// Throw `ObjectStoreError.malformed(...)` (or any error) for bytes that do not decode.
     static func decode(from handle: ObjectHandle) throws -> Self
+
+    /// The store object that already holds this value, if any (a `Tensor` made in a store or
+    /// read from one): a pipeline passes such a value on without copying it. Default: nil.
+    var storeHandle: ObjectHandle? { get }
+}
+
+extension StoreValue {
+    public var storeHandle: ObjectHandle? { nil }
 }
 
 /// The encoded form of a value: how many bytes, and how to write them in place.

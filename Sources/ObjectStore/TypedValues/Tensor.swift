@@ -88,6 +88,9 @@ public struct Tensor<Scalar: TensorScalar>: RandomAccessCollection, CustomString
         (owner as? _ObjectReference).map(ObjectHandle.init(reference:))
     }
 
+    /// The store object this tensor is a view of (`StoreValue`'s name for `handle`).
+    public var storeHandle: ObjectHandle? { handle }
+
     /// Bytes of scalar data.
     public var scalarByteCount: Int { count * MemoryLayout<Scalar>.stride }
 
