@@ -28,9 +28,11 @@ let package = Package(
         // The only module with unsafe pointer code and the only one that calls libc directly.
         .target(
             name: "ObjectStore",
-            dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["CStoreLock", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: internalChecks
         ),
+        // The store mutex's lock with a short spin first (a C atomic load and the CPU's pause).
+        .target(name: "CStoreLock"),
         // The system's liblz4 and libxxhash (installed by `make deps` / .ci/run).
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),

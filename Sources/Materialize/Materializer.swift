@@ -48,8 +48,43 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         /// The after-last-consumer step ran (it runs once, whatever is reported afterwards).
         var finished = false
     }
+    /// Values by id: a dictionary of positions into a dense array, so that registering a value
+    /// writes a small dictionary entry and appends to the array (a run registers one per task).
+    private struct Table {
+        private var positions: [ObjectID: Int] = [:]
+        private(set) var entries: [Value] = []
+
+        func position(of id: ObjectID) -> Int? { positions[id] }
+
+        subscript(id: ObjectID) -> Value? {
+            positions[id].map { entries[$0] }
+        }
+
+        subscript(position position: Int) -> Value {
+            get { entries[position] }
+            _modify { yield &entries[position] }
+        }
+
+        /// Enters `value` for `id`, in place of a finished value that had the same id.
+        mutating func set(_ value: Value, for id: ObjectID) {
+            let next = entries.count
+            let position = Self.read(&positions[id, default: next])  // one look-up: enters `next` if new
+            if position == next {
+                entries.append(value)
+            } else {
+                entries[position] = value
+            }
+        }
+
+        private static func read(_ slot: inout Int) -> Int { slot }
+
+        mutating func reserveCapacity(_ count: Int) {
+            positions.reserveCapacity(count)
+            entries.reserveCapacity(count)
+        }
+    }
     private let lock = _AdaptiveLock()
-    private var values: [ObjectID: Value] = [:]
+    private var values = Table()
 
     /// - Throws: `.ioFailed` naming a directory that cannot be created.
     public init(spill: SpillManager, runDirectory: String) throws(MaterializeError) {
@@ -93,21 +128,21 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         let finishesNow = facts.remainingConsumers <= 0
         let nothingToDo = !plan.freeAfterLastConsumer && (plan.keepFilesAfterLastConsumer || files.isEmpty)
         let (registered, merged, finishing) = lock.withLock { () -> (ValueRecord, Bool, Value?) in
-            if let index = values.index(forKey: handle.id), !values.values[index].finished {
-                var existing = values.values[index]
+            if let position = values.position(of: handle.id), !values[position: position].finished {
+                var existing = values[position: position]
                 existing.record.remainingConsumers += facts.remainingConsumers
                 existing.record.files += files
                 existing.record.reason += "; also the output of '\(name)' (passed through unchanged)"
                 existing.plan.freeAfterLastConsumer = existing.plan.freeAfterLastConsumer && plan.freeAfterLastConsumer
                 existing.plan.keepFilesAfterLastConsumer = existing.plan.keepFilesAfterLastConsumer || plan.keepFilesAfterLastConsumer
                 existing.plan.pinnedInMemory = existing.plan.pinnedInMemory || plan.pinnedInMemory
-                values.values[index] = existing
+                values[position: position] = existing
                 return (existing.record, true, nil)
             }
             // A kept value with no consumers and no files to remove finishes with nothing to do;
             // one with something to do is finished below, once.
             let value = Value(record: record, plan: plan, finished: finishesNow)
-            values[handle.id] = value
+            values.set(value, for: handle.id)
             return (record, false, finishesNow && !nothingToDo ? value : nil)
         }
         if merged { return registered }
@@ -117,7 +152,7 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
 
     /// Makes room in the bookkeeping for `count` more values (a run knows how many it makes).
     public func reserveCapacity(_ count: Int) {
-        lock.withLock { values.reserveCapacity(values.count + count) }
+        lock.withLock { values.reserveCapacity(values.entries.count + count) }
     }
 
     /// The value's bytes as a plain file (`exchange/<name>.bin`, see `RawValueFile`) for a
@@ -132,7 +167,7 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         }
         let handle = try spill.get(id)
         try RawValueFile.write(handle, to: path)
-        lock.withLock { values[id]?.record.files.append(path) }
+        lock.withLock { if let position = values.position(of: id) { values[position: position].record.files.append(path) } }
         return path
     }
 
@@ -147,7 +182,7 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         let handle = try spill.get(id)
         let path = self.path(for: value.record.name, id, .exchange)
         try SpillFile.write(handle, to: path)
-        lock.withLock { values[id]?.record.files.append(path) }
+        lock.withLock { if let position = values.position(of: id) { values[position: position].record.files.append(path) } }
         return path
     }
 
@@ -156,13 +191,13 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
     @discardableResult
     public func consumerFinished(_ id: ObjectID) throws(MaterializeError) -> ValueRecord {
         let step = lock.withLock { () -> (value: Value, finish: Bool)? in
-            guard let index = values.index(forKey: id) else { return nil }
-            let remaining = max(0, values.values[index].record.remainingConsumers - 1)
-            values.values[index].record.remainingConsumers = remaining
+            guard let position = values.position(of: id) else { return nil }
+            let remaining = max(0, values[position: position].record.remainingConsumers - 1)
+            values[position: position].record.remainingConsumers = remaining
             // Finish once: a late or repeated report must not delete a new object that reuses the id.
-            let finish = remaining == 0 && !values.values[index].finished
-            if finish { values.values[index].finished = true }
-            return (values.values[index], finish)
+            let finish = remaining == 0 && !values[position: position].finished
+            if finish { values[position: position].finished = true }
+            return (values[position: position], finish)
         }
         guard let step else { throw unknown(id) }
         return step.finish ? try finish(id, step.value) : step.value.record
@@ -172,7 +207,7 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
     public func record(for id: ObjectID) throws(MaterializeError) -> ValueRecord { try lookup(id).record }
 
     /// Every value registered so far.
-    public func records() -> [ValueRecord] { lock.withLock { values.values.map(\.record) } }
+    public func records() -> [ValueRecord] { lock.withLock { values.entries.map(\.record) } }
 
     // MARK: Internals
 
@@ -199,8 +234,9 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         }
         let finished = record
         lock.withLock {
-            values[id]?.record.inMemory = finished.inMemory
-            values[id]?.record.files = finished.files
+            guard let position = values.position(of: id) else { return }
+            values[position: position].record.inMemory = finished.inMemory
+            values[position: position].record.files = finished.files
         }
         if let failure { throw failure }
         return finished

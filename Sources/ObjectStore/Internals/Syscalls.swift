@@ -9,6 +9,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CStoreLock
 import SystemPackage
 
 /// Namespace for the syscall wrappers. Internal: the rest of the module calls these, nothing else.
@@ -183,20 +184,18 @@ extension _Syscall {
         return code == 0 ? .success(()) : .failure(Errno(rawValue: code))
     }
 
+    /// Spin-wait rounds before a locker sleeps: with the CPU's pause, a few microseconds, several
+    /// times the longest ordinary critical section.
+    static let lockSpinRounds: Int32 = 200
+
     /// Locks the mutex at `address`. `EOWNERDEAD` becomes `.acquiredFromDeadOwner`; any other
     /// failure (e.g. `ENOTRECOVERABLE`) is returned. The corresponding C call is `pthread_mutex_lock`.
     static func lock(_ address: UnsafeMutableRawPointer) -> Result<LockOutcome, Errno> {
         // Safe: the header's mutex bytes were bound to pthread_mutex_t by the creator.
         let mutex = address.assumingMemoryBound(to: pthread_mutex_t.self)
-        // Spin a little on trylock first: the store's critical sections are short, and sleeping
-        // on the futex at once costs a context switch each time two threads meet. (A robust
-        // mutex does not spin by itself.)
-        var code = EBUSY
-        for _ in 0..<24 {
-            code = pthread_mutex_trylock(mutex)
-            if code != EBUSY { break }
-        }
-        if code == EBUSY { code = pthread_mutex_lock(mutex) }
+        // Spin first (see CStoreLock): the store's critical sections are short, and sleeping on
+        // the futex at once costs a context switch each time two threads meet.
+        let code = dataflow_store_mutex_lock(mutex, Self.lockSpinRounds)
         switch code {
         case 0: return .success(.acquired)
         case EOWNERDEAD: return .success(.acquiredFromDeadOwner)
