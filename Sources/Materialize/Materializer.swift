@@ -111,24 +111,45 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
     /// - Throws: `.policyConflict`; the errors of writing its file.
     @discardableResult
     public func register(_ handle: ObjectHandle, name: String, policy: MaterializationPolicy, facts: ValueFacts) throws(MaterializeError) -> ValueRecord {
-        let plan = try MaterializationPlan.make(policy: policy, facts: facts, valueName: "value '\(name)' (\(handle.id))")
+        try register(handle.id, byteCount: handle.byteCount, handle: handle, name: name, policy: policy, facts: facts)
+    }
+
+    /// `register(_:name:policy:facts:)` for a value sealed in the store with no handle held (a
+    /// small task output put there without a reference): the object is got from the store,
+    /// restored if spilled meanwhile, only if its plan writes a file now.
+    /// - Throws: `.policyConflict` for `never` (such a value must be registered with a handle:
+    ///   held, it cannot be spilled before it is pinned); as `register(_:name:policy:facts:)`.
+    @discardableResult
+    public func register(_ id: ObjectID, byteCount: Int, name: String, policy: MaterializationPolicy, facts: ValueFacts) throws(MaterializeError) -> ValueRecord {
+        guard policy != .never else {
+            throw MaterializeError(.policyConflict, "value '\(name)' (\(id)) has policy 'never' and must be registered with a handle held", object: id)
+        }
+        return try register(id, byteCount: byteCount, handle: nil, name: name, policy: policy, facts: facts)
+    }
+
+    private func register(
+        _ id: ObjectID, byteCount: Int, handle: ObjectHandle?, name: String, policy: MaterializationPolicy, facts: ValueFacts
+    ) throws(MaterializeError) -> ValueRecord {
+        let plan = try MaterializationPlan.make(policy: policy, facts: facts, valueName: "value '\(name)' (\(id))")
         if plan.pinnedInMemory {
-            do { try store.setPinned(handle.id, true) } catch { throw .store(error, while: "pinning value '\(name)'") }
+            do { try store.setPinned(id, true) } catch { throw .store(error, while: "pinning value '\(name)'") }
         }
         var files: [String] = []
         if let destination = plan.fileAfterSeal {
-            let path = self.path(for: name, handle.id, destination)
-            try SpillFile.write(handle, to: path)
+            let path = self.path(for: name, id, destination)
+            let source: ObjectHandle
+            if let handle { source = handle } else { source = try spill.get(id) }
+            try SpillFile.write(source, to: path)
             files.append(path)
         }
         let record = ValueRecord(
-            id: handle.id, name: name, policy: policy, byteCount: handle.byteCount, files: files,
+            id: id, name: name, policy: policy, byteCount: byteCount, files: files,
             inMemory: true, remainingConsumers: facts.remainingConsumers, reason: plan.reason)
         // A kept value with no consumers and no files to remove finishes with nothing to do.
         let finishesNow = facts.remainingConsumers <= 0
         let nothingToDo = !plan.freeAfterLastConsumer && (plan.keepFilesAfterLastConsumer || files.isEmpty)
         let (registered, merged, finishing) = lock.withLock { () -> (ValueRecord, Bool, Value?) in
-            if let position = values.position(of: handle.id), !values[position: position].finished {
+            if let position = values.position(of: id), !values[position: position].finished {
                 var existing = values[position: position]
                 existing.record.remainingConsumers += facts.remainingConsumers
                 existing.record.files += files
@@ -142,11 +163,11 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
             // A kept value with no consumers and no files to remove finishes with nothing to do;
             // one with something to do is finished below, once.
             let value = Value(record: record, plan: plan, finished: finishesNow)
-            values.set(value, for: handle.id)
+            values.set(value, for: id)
             return (record, false, finishesNow && !nothingToDo ? value : nil)
         }
         if merged { return registered }
-        if let finishing { return try finish(handle.id, finishing) }
+        if let finishing { return try finish(id, finishing) }
         return registered
     }
 

@@ -153,6 +153,24 @@ extension SharedObjectStore {
     package func putSmall(
         _ id: ObjectID, byteCount: Int, typeTag: String, write: (inout MutableRawSpan) throws -> Void
     ) throws -> ObjectHandle {
+        let placed = try placeSmall(id, byteCount: byteCount, typeTag: typeTag, holdingReference: true, write: write)
+        return makeHandle(id: id, payloadOffset: placed.payloadOffset, byteCount: byteCount, generation: placed.generation, typeTag: typeTag)
+    }
+
+    /// `putSmall` without taking a reference: the object is sealed and nobody holds it, as if a
+    /// handle had been made and dropped at once (one visit to the lock instead of two). Until
+    /// someone gets it, it is idle: under memory pressure it may be spilled (its plan allowing)
+    /// or, with an eviction policy, evicted.
+    /// - Throws: as `putSmall`.
+    package func putSmallUnheld(
+        _ id: ObjectID, byteCount: Int, typeTag: String, write: (inout MutableRawSpan) throws -> Void
+    ) throws {
+        _ = try placeSmall(id, byteCount: byteCount, typeTag: typeTag, holdingReference: false, write: write)
+    }
+
+    private func placeSmall(
+        _ id: ObjectID, byteCount: Int, typeTag: String, holdingReference: Bool, write: (inout MutableRawSpan) throws -> Void
+    ) throws -> (payloadOffset: Int, generation: UInt64) {
         precondition(byteCount <= Self.smallValueByteLimit, "putSmall takes at most \(Self.smallValueByteLimit) bytes")
         let blockSize = try checkedBlockSize(byteCount == 0 ? 1 : byteCount, for: id)
         var writeError: (any Error)?
@@ -169,11 +187,11 @@ extension SharedObjectStore {
             }
             view.updateCounters(byteCount: byteCount, from: .creating, fromHolders: 0, to: .sealed, toHolders: 0)
             slot.state = .sealed
-            retain(slot, view, local)
+            if holdingReference { retain(slot, view, local) }
             return (payloadOffset, generation)
         }
         guard let placed else { throw writeError! }
-        return makeHandle(id: id, payloadOffset: placed.payloadOffset, byteCount: byteCount, generation: placed.generation, typeTag: typeTag)
+        return placed
     }
 
     /// Allocates object `id` and enters it in the table as `creating` (under the lock).

@@ -20,6 +20,21 @@ import Testing
         }
     }
 
+    @Test func anUnheldSmallValueIsSealedIdleAndReadable() throws {
+        try withStore { store in
+            let id = ObjectID.random()
+            let encoding = try Int(7).makeEncoding()
+            try store.putSmallUnheld(id, byteCount: encoding.byteCount, typeTag: Int.typeTag, write: encoding.write)
+            let statistics = try store.statistics()
+            #expect(statistics.sealedIdleCount == 1 && statistics.sealedInUseCount == 0 && statistics.creatingCount == 0)
+            #expect(try store.get(id, as: Int.self) == 7)
+            try store.verifyIntegrity()
+            #expect(throws: Refused.self) { try store.putSmallUnheld(.random(), byteCount: 8, typeTag: "bytes") { _ in throw Refused() } }
+            expectStoreError(.objectExists) { try store.putSmallUnheld(id, byteCount: 8, typeTag: "bytes") { _ in } }
+            #expect(try store.statistics().objectCount == 1)
+        }
+    }
+
     @Test func aFailingWriteLeavesNothingBehindAndADuplicateIsRefused() throws {
         try withStore { store in
             let id = ObjectID.random()

@@ -8,7 +8,7 @@ struct _AttemptReport: @unchecked Sendable {  // the handle is passed from the a
     let index: Int
     let attempt: Int
     let outcome: AttemptOutcome
-    let output: ObjectHandle?
+    let output: _AttemptOutput?
     let message: String?
     let start: Date
     let end: Date
@@ -20,6 +20,27 @@ struct _AttemptReport: @unchecked Sendable {  // the handle is passed from the a
     var executor = "local"
     /// Its task's resources were reserved for it (not riding on another's in a batch).
     var holdsResources = true
+}
+
+/// A succeeded attempt's output object: its id and size, and a handle on it when one is held. A
+/// small value that a local attempt put into the store holds none (one visit to the store's lock
+/// instead of two; see `SharedObjectStore.putSmallUnheld`), unless its policy is `never`.
+struct _AttemptOutput: @unchecked Sendable {  // the handle is passed from the attempt to the scheduler once
+    let id: ObjectID
+    let byteCount: Int
+    let handle: ObjectHandle?
+
+    init(_ handle: ObjectHandle) {
+        id = handle.id
+        byteCount = handle.byteCount
+        self.handle = handle
+    }
+
+    init(unheld id: ObjectID, byteCount: Int) {
+        self.id = id
+        self.byteCount = byteCount
+        handle = nil
+    }
 }
 
 /// What every attempt of one run shares: made once per run, so that an attempt carries one
@@ -35,10 +56,12 @@ final class _RunEnvironment: Sendable {
     let runDirectory: String
     let logsDirectory: String
     let workflowName: String
+    /// The policy of outputs whose task sets none.
+    let defaultPolicy: MaterializationPolicy
     let executor: Executor
 
     init(nodes: [_TaskNode], runID: String, store: SharedObjectStore, spill: SpillManager, materializer: Materializer,
-         runDirectory: String, logsDirectory: String, workflowName: String, executor: Executor) {
+         runDirectory: String, logsDirectory: String, workflowName: String, defaultPolicy: MaterializationPolicy, executor: Executor) {
         self.nodes = nodes
         self.runID = runID
         self.store = store
@@ -47,6 +70,7 @@ final class _RunEnvironment: Sendable {
         self.runDirectory = runDirectory
         self.logsDirectory = logsDirectory
         self.workflowName = workflowName
+        self.defaultPolicy = defaultPolicy
         self.executor = executor
     }
 }
@@ -98,7 +122,7 @@ struct _AttemptContext: Sendable {
         let store = self.store
         let spill = self.spill
         let sink = _LogSink(directory: logsDirectory, taskName: node.name, attempt: attempt)
-        func report(_ outcome: AttemptOutcome, _ output: ObjectHandle? = nil, _ message: String? = nil, bytesIn: Int = 0) -> _AttemptReport {
+        func report(_ outcome: AttemptOutcome, _ output: _AttemptOutput? = nil, _ message: String? = nil, bytesIn: Int = 0) -> _AttemptReport {
             // A shell command writes its log itself; a function task only through the sink.
             let written = sink.wroteAnything || (node.isShell && FileManager.default.fileExists(atPath: sink.path))
             return _AttemptReport(
@@ -135,8 +159,13 @@ struct _AttemptContext: Sendable {
             let output = try await _withTimeout(node.options.timeoutSeconds) {
                 try await TaskContext.$current.withValue(context) { try await node.run(inputHandles, context) }
             }
-            let handle = try output.existingHandle(in: store) ?? _putOutput(output.value, id: outputID, store: store, spill: spill)
-            return report(.succeeded, handle, nil, bytesIn: bytesIn)
+            if let existing = output.existingHandle(in: store) {
+                return report(.succeeded, _AttemptOutput(existing), nil, bytesIn: bytesIn)
+            }
+            // A `never` value stays held until it is pinned; any other may go in unheld.
+            let holding = (node.options.policy ?? environment.defaultPolicy) == .never
+            let stored = try _putOutput(output.value, id: outputID, store: store, spill: spill, holdingSmallValues: holding)
+            return report(.succeeded, stored, nil, bytesIn: bytesIn)
         } catch {
             let (outcome, message) = _classifyAttemptError(error, timeoutSeconds: node.options.timeoutSeconds, logger: context.logger)
             return report(outcome, nil, message, bytesIn: bytesIn)
@@ -158,22 +187,29 @@ func _attemptOutputID(runID: String, taskName: String, attempt: Int) -> ObjectID
 }
 
 /// Encodes a task's return value into a new object `id`: through `spill` (making room under
-/// memory pressure, waiting up to a minute) when there is one, else straight into `store`.
-func _putOutput(_ value: any StoreValue, id: ObjectID, store: SharedObjectStore, spill: SpillManager?) throws -> ObjectHandle {
+/// memory pressure, waiting up to a minute) when there is one, else straight into `store`. A small
+/// value goes in with one visit to the store's lock, held or (`holdingSmallValues` false) unheld;
+/// a larger one is always held.
+func _putOutput(
+    _ value: any StoreValue, id: ObjectID, store: SharedObjectStore, spill: SpillManager?, holdingSmallValues: Bool = true
+) throws -> _AttemptOutput {
     let encoding = try value.makeEncoding()
     let typeTag = type(of: value).typeTag
     if encoding.byteCount <= SharedObjectStore.smallValueByteLimit {
-        // A small value (most trivial tasks' outputs) goes in with one visit to the store's lock.
         do {
-            return try store.putSmall(id, byteCount: encoding.byteCount, typeTag: typeTag, write: encoding.write)
+            if holdingSmallValues {
+                return _AttemptOutput(try store.putSmall(id, byteCount: encoding.byteCount, typeTag: typeTag, write: encoding.write))
+            }
+            try store.putSmallUnheld(id, byteCount: encoding.byteCount, typeTag: typeTag, write: encoding.write)
+            return _AttemptOutput(unheld: id, byteCount: encoding.byteCount)
         } catch let error as ObjectStoreError where error.code == .outOfMemory && spill != nil {
             // full: make room below, like any other value
         }
     }
-    guard let spill else { return try store.put(value, id: id) }
+    guard let spill else { return _AttemptOutput(try store.put(value, id: id)) }
     var builder = try spill.create(id, byteCount: encoding.byteCount, typeTag: typeTag, waitingUpTo: 60)
     try builder.withMutableBytes { span in try encoding.write(&span) }
-    return try builder.seal()
+    return _AttemptOutput(try builder.seal())
 }
 
 /// How an attempt that threw `error` ended, by cause, and why in words; logs it to the

@@ -180,7 +180,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         self.log = log
         self.environment = _RunEnvironment(
             nodes: workflow.nodes, runID: runID, store: store, spill: spill, materializer: materializer,
-            runDirectory: log.directory, logsDirectory: log.logsDirectory, workflowName: workflow.name, executor: options.executor)
+            runDirectory: log.directory, logsDirectory: log.logsDirectory, workflowName: workflow.name,
+            defaultPolicy: workflow.defaultPolicy, executor: options.executor)
         self.progress = _ProgressLine(runID: runID, taskCount: workflow.nodes.count, mode: options.progress, writer: options.progressWriter)
         let count = workflow.nodes.count
         var dependents = [[Int]](repeating: [], count: count)
@@ -418,14 +419,18 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     private typealias Registration = Result<Materializer.ValueRecord, MaterializeError>?
 
     private func registerOutput(_ report: _AttemptReport) -> Registration {
-        guard report.outcome == .succeeded, let handle = report.output else { return nil }
+        guard report.outcome == .succeeded, let output = report.output else { return nil }
         let index = report.index
         let facts = ValueFacts(
             isLeaf: dataConsumers[index] == 0, consumerNeedsFile: readByShell[index], everyConsumerReachesStore: true,
             remainingConsumers: dataConsumers[index], isRequestedResult: isRequested[index])
+        let name = nodes[index].name
+        let policy = nodes[index].options.policy ?? workflow.defaultPolicy
         do {
-            return .success(try materializer.register(
-                handle, name: nodes[index].name, policy: nodes[index].options.policy ?? workflow.defaultPolicy, facts: facts))
+            if let handle = output.handle {
+                return .success(try materializer.register(handle, name: name, policy: policy, facts: facts))
+            }
+            return .success(try materializer.register(output.id, byteCount: output.byteCount, name: name, policy: policy, facts: facts))
         } catch {
             return .failure(error)
         }
@@ -448,12 +453,12 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         event.bytesIn = report.bytesIn
         event.logFile = report.logWritten ? report.logPath : nil
 
-        if report.outcome == .succeeded, let handle = report.output {
-            event.bytesOut = handle.byteCount
+        if report.outcome == .succeeded, let output = report.output {
+            event.bytesOut = output.byteCount
             switch registration {
             case .success(let record)?:
                 event.value = record
-                outputs[index] = handle.id
+                outputs[index] = output.id
                 state[index] = .succeeded
                 succeeded += 1
                 unloggedEvents.append(event)

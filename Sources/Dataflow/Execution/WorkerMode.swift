@@ -213,7 +213,8 @@ extension Workflow {
             handles = []
             let output = try await TaskContext.$current.withValue(context) { try await node.run(inputs, context) }
             let spill = attached?.store === store ? attached?.spill : nil
-            let handle = try output.existingHandle(in: store) ?? _putOutput(output.value, id: outputID, store: store, spill: spill)
+            // Held: the parent takes its own reference from the descriptor before this one goes.
+            let handle = try output.existingHandle(in: store) ?? _putOutput(output.value, id: outputID, store: store, spill: spill).handle!
             if privateStoreName == nil {
                 return WorkerResult(outcome: .succeeded, output: .object(handle.descriptor), message: nil, bytesIn: bytesIn)
             }

@@ -12,7 +12,7 @@ extension _AttemptContext {
     func runOnWorker(_ pool: ProcessExecutor) async -> _AttemptReport {
         let start = Date()
         let logPath = "\(logsDirectory)/\(RunLog.safeFileName(node.name)).\(attempt).log"
-        func report(_ outcome: AttemptOutcome, _ output: ObjectHandle? = nil, _ message: String? = nil, bytesIn: Int = 0) -> _AttemptReport {
+        func report(_ outcome: AttemptOutcome, _ output: _AttemptOutput? = nil, _ message: String? = nil, bytesIn: Int = 0) -> _AttemptReport {
             var made = _AttemptReport(
                 index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: start, end: Date(),
                 bytesIn: bytesIn, logPath: logPath, logWritten: FileManager.default.fileExists(atPath: logPath))
@@ -50,7 +50,7 @@ extension _AttemptContext {
             do {
                 let handle: ObjectHandle
                 do { handle = try store.get(descriptor) } catch { handle = try spill.get(descriptor.id) }
-                return report(.succeeded, handle, nil, bytesIn: result.bytesIn)
+                return report(.succeeded, _AttemptOutput(handle), nil, bytesIn: result.bytesIn)
             } catch {
                 return report(.error, nil, "reading the output of worker \(worker.pid): \(error)", bytesIn: result.bytesIn)
             }
