@@ -65,16 +65,15 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
             _modify { yield &entries[position] }
         }
 
-        /// Enters `value` for `id`, in place of a finished value that had the same id.
-        mutating func set(_ value: Value, for id: ObjectID) {
+        /// The position of `id`'s value; a new id gets the next position (one hash look-up), and
+        /// the caller must `append` its value at once.
+        mutating func claimPosition(for id: ObjectID) -> (position: Int, isNew: Bool) {
             let next = entries.count
-            let position = Self.read(&positions[id, default: next])  // one look-up: enters `next` if new
-            if position == next {
-                entries.append(value)
-            } else {
-                entries[position] = value
-            }
+            let position = Self.read(&positions[id, default: next])  // enters `next` if new
+            return (position, position == next)
         }
+
+        mutating func append(_ value: Value) { entries.append(value) }
 
         private static func read(_ slot: inout Int) -> Int { slot }
 
@@ -149,7 +148,8 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         let finishesNow = facts.remainingConsumers <= 0
         let nothingToDo = !plan.freeAfterLastConsumer && (plan.keepFilesAfterLastConsumer || files.isEmpty)
         let (registered, merged, finishing) = lock.withLock { () -> (ValueRecord, Bool, Value?) in
-            if let position = values.position(of: id), !values[position: position].finished {
+            let (position, isNew) = values.claimPosition(for: id)
+            if !isNew && !values[position: position].finished {
                 var existing = values[position: position]
                 existing.record.remainingConsumers += facts.remainingConsumers
                 existing.record.files += files
@@ -161,9 +161,10 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
                 return (existing.record, true, nil)
             }
             // A kept value with no consumers and no files to remove finishes with nothing to do;
-            // one with something to do is finished below, once.
+            // one with something to do is finished below, once. (A finished value of the same id
+            // is replaced.)
             let value = Value(record: record, plan: plan, finished: finishesNow)
-            values.set(value, for: id)
+            if isNew { values.append(value) } else { values[position: position] = value }
             return (record, false, finishesNow && !nothingToDo ? value : nil)
         }
         if merged { return registered }

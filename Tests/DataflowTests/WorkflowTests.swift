@@ -325,11 +325,19 @@ import Testing
             finished.succeeded = 4
             finished.failed = 1
             finished.skipped = 0
+            var extremes = RunLogEvent.testing(kind: .valueFreed, runID: "")
+            extremes.attempt = 0
+            extremes.bytesIn = Int.min
+            extremes.bytesOut = Int.max
+            extremes.taskCount = -7
+            extremes.start = Date(timeIntervalSince1970: 0)
+            extremes.end = Date(timeIntervalSince1970: 1_763_758_000.000001)
             log.append(event)
             log.append(finished)
+            log.append(extremes)
             log.flush()
             let read = try RunLog.read(at: path)
-            #expect(read == [event, finished])
+            #expect(read == [event, finished, extremes])
         }
     }
 }

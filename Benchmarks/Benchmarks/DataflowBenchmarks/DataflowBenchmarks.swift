@@ -28,7 +28,7 @@ func runOptions(_ store: SharedObjectStore) -> RunOptions {
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock], timeUnits: .milliseconds, warmupIterations: 1, maxDuration: .seconds(60), maxIterations: 5)
 
-    Benchmark("workflow/fanout-100k", configuration: .init(metrics: [.wallClock, .nanosecondsPerTask], warmupIterations: 0, maxDuration: .seconds(120), maxIterations: 3)) { benchmark in
+    Benchmark("workflow/fanout-100k", configuration: .init(metrics: [.wallClock, .nanosecondsPerTask], warmupIterations: 0, maxDuration: .seconds(120), maxIterations: 7)) { benchmark in
         let store = try! SharedObjectStore.create(named: "bench-fanout-\(getpid())-\(UInt16.random(in: 0...UInt16.max))", capacityBytes: 256 << 20, options: StoreOptions(maxObjects: 300_000))
         try? SharedObjectStore.remove(named: store.name)
         let workflow = Workflow("fanout")
@@ -41,7 +41,7 @@ let benchmarks: @Sendable () -> Void = {
         try? FileManager.default.removeItem(atPath: workdir)
     }
 
-    Benchmark("workflow/chain-10k", configuration: .init(metrics: [.wallClock, .nanosecondsPerTask], warmupIterations: 0, maxDuration: .seconds(120), maxIterations: 3)) { benchmark in
+    Benchmark("workflow/chain-10k", configuration: .init(metrics: [.wallClock, .nanosecondsPerTask], warmupIterations: 0, maxDuration: .seconds(120), maxIterations: 15)) { benchmark in
         let store = try! SharedObjectStore.create(named: "bench-chain-\(getpid())-\(UInt16.random(in: 0...UInt16.max))", capacityBytes: 64 << 20)
         try? SharedObjectStore.remove(named: store.name)
         let workflow = Workflow("chain")

@@ -38,6 +38,15 @@ struct _ByteBuffer {
         append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
+    /// Lets `body` write up to `maxCount` bytes at the end, directly, and keeps the number of
+    /// bytes it says it wrote (one capacity check for a whole field).
+    @inline(__always) mutating func append(upTo maxCount: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
+        if count + maxCount > capacity { grow(toHold: count + maxCount) }
+        let written = body(base + count)
+        precondition(written >= 0 && written <= maxCount, "wrote \(written) bytes, more than the \(maxCount) reserved")
+        count += written
+    }
+
     /// The bytes written so far, valid until the next append.
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 

@@ -9,7 +9,7 @@ import ObjectStore
 extension RunLogEvent {
     func jsonLine(into out: inout _ByteBuffer) {
         var writer = _JSONObjectWriter(opening: out)
-        writer.string("kind", kind.rawValue)
+        writer.plainString("kind", kind.rawValue)
         writer.date("time", time)
         writer.string("runID", runID)
         writer.string("task", task)
@@ -17,7 +17,7 @@ extension RunLogEvent {
         writer.int("attempt", attempt)
         writer.date("start", start)
         writer.date("end", end)
-        writer.string("outcome", outcome?.rawValue)
+        writer.plainString("outcome", outcome?.rawValue)
         writer.string("message", message)
         writer.int("bytesIn", bytesIn)
         writer.int("bytesOut", bytesOut)
@@ -26,7 +26,7 @@ extension RunLogEvent {
             var nested = _JSONObjectWriter(opening: writer.out)
             nested.objectID("id", value.id)
             nested.string("name", value.name)
-            nested.string("policy", value.policy.rawValue)
+            nested.plainString("policy", value.policy.rawValue)
             nested.int("byteCount", value.byteCount)
             nested.strings("files", value.files)
             nested.bool("inMemory", value.inMemory)
@@ -71,12 +71,32 @@ struct _JSONObjectWriter {
 
     /// `"name":` — keys are literals, known to need no escaping, and are copied as they are.
     mutating func key(_ name: StaticString) {
-        if !first { out.append(UInt8(ascii: ",")) }
+        let comma = !first
         first = false
-        out.append(UInt8(ascii: "\""))
-        out.append(name)
-        out.append(UInt8(ascii: "\""))
-        out.append(UInt8(ascii: ":"))
+        let length = name.utf8CodeUnitCount
+        out.append(upTo: length + 4) { to in
+            var at = 0
+            if comma { to[0] = UInt8(ascii: ","); at = 1 }
+            to[at] = UInt8(ascii: "\"")
+            (to + at + 1).update(from: name.utf8Start, count: length)
+            to[at + 1 + length] = UInt8(ascii: "\"")
+            to[at + 2 + length] = UInt8(ascii: ":")
+            return at + 3 + length
+        }
+    }
+
+    /// A string known to need no escaping (an enum's raw value), copied as it is.
+    mutating func plainString(_ name: StaticString, _ value: String?) {
+        guard var value else { return }
+        key(name)
+        value.withUTF8 { bytes in
+            out.append(upTo: bytes.count + 2) { to in
+                to[0] = UInt8(ascii: "\"")
+                if let source = bytes.baseAddress { (to + 1).update(from: source, count: bytes.count) }
+                to[bytes.count + 1] = UInt8(ascii: "\"")
+                return bytes.count + 2
+            }
+        }
     }
 
     mutating func string(_ name: StaticString, _ value: String?) {
@@ -104,13 +124,16 @@ struct _JSONObjectWriter {
     /// An object id as a string of 32 hex digits, written straight into the buffer.
     mutating func objectID(_ name: StaticString, _ id: ObjectID) {
         key(name)
-        out.append(UInt8(ascii: "\""))
-        let digits: StaticString = "0123456789abcdef"
-        for position in 0..<32 {
-            let half = position < 16 ? id.high : id.low
-            out.append(digits.utf8Start[Int((half >> UInt64(60 - 4 * (position & 15))) & 0xf)])
+        out.append(upTo: 34) { to in
+            let digits: StaticString = "0123456789abcdef"
+            to[0] = UInt8(ascii: "\"")
+            for position in 0..<32 {
+                let half = position < 16 ? id.high : id.low
+                to[1 + position] = digits.utf8Start[Int((half >> UInt64(60 - 4 * (position & 15))) & 0xf)]
+            }
+            to[33] = UInt8(ascii: "\"")
+            return 34
         }
-        out.append(UInt8(ascii: "\""))
     }
 
     mutating func bool(_ name: StaticString, _ value: Bool) {
@@ -128,40 +151,49 @@ struct _JSONObjectWriter {
             text.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
             return
         }
-        let whole = Int(microseconds)
-        appendDecimal(whole / 1_000_000)
-        out.append(UInt8(ascii: "."))
-        var fraction = whole % 1_000_000
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { bytes in
+        let whole = UInt64(microseconds)
+        out.append(upTo: 19) { to in
+            var at = Self.writeDecimal(whole / 1_000_000, to: to)
+            to[at] = UInt8(ascii: ".")
+            at += 1
+            var fraction = whole % 1_000_000
             for position in stride(from: 5, through: 0, by: -1) {
-                bytes[position] = UInt8(ascii: "0") + UInt8(fraction % 10)
+                to[at + position] = UInt8(ascii: "0") + UInt8(fraction % 10)
                 fraction /= 10
             }
-            out.append(UnsafeRawBufferPointer(bytes))
+            return at + 6
         }
     }
 
     /// A decimal integer, written straight into the buffer.
     private mutating func appendDecimal(_ value: Int) {
-        if value < 0 {
-            out.append(UInt8(ascii: "-"))
-            if value == .min {
-                out.append("9223372036854775808")
-                return
+        out.append(upTo: 20) { to in
+            if value < 0 {
+                to[0] = UInt8(ascii: "-")
+                return 1 + Self.writeDecimal(value.magnitude, to: to + 1)
             }
+            return Self.writeDecimal(value.magnitude, to: to)
         }
-        var remaining = value.magnitude
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 24 digits
-        withUnsafeMutableBytes(of: &digits) { bytes in
-            var start = bytes.count
-            repeat {
-                start -= 1
-                bytes[start] = UInt8(ascii: "0") + UInt8(remaining % 10)
-                remaining /= 10
-            } while remaining > 0
-            out.append(UnsafeRawBufferPointer(rebasing: bytes[start...]))
+    }
+
+    /// Writes `value`'s decimal digits at `to` (room for 20) and returns how many.
+    @inline(__always) private static func writeDecimal(_ value: UInt, to: UnsafeMutablePointer<UInt8>) -> Int {
+        writeDecimal(UInt64(value), to: to)
+    }
+
+    @inline(__always) private static func writeDecimal(_ value: UInt64, to: UnsafeMutablePointer<UInt8>) -> Int {
+        var length = 1
+        var probe = value
+        while probe >= 10 {
+            probe /= 10
+            length += 1
         }
+        var remaining = value
+        for position in stride(from: length - 1, through: 0, by: -1) {
+            to[position] = UInt8(ascii: "0") + UInt8(remaining % 10)
+            remaining /= 10
+        }
+        return length
     }
 
     /// A JSON string: quotes, backslashes and control characters escaped; UTF-8 as is.
