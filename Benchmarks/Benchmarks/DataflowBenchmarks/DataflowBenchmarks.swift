@@ -3,6 +3,9 @@
 //   workflow/chain-10k          a 10,000-long chain of trivial tasks, per hop  (target ≤ 10 µs)
 //   workflow/build-validate-100k  building and validating 100,000 tasks          (target < 0.5 s)
 //   workflow/handoff/1KiB, /1GiB  one task hands a tensor to the next            (same cost)
+// and, measured in the same run as a floor to compare with (this VM's speed drifts by 1.5x):
+//   baseline/taskgroup-100k     100,000 bare Swift child tasks returning an Int, per task
+//   baseline/task-chain-10k     10,000 bare Swift tasks, each awaited before the next, per hop
 import Benchmark
 import Dataflow
 import Foundation
@@ -53,6 +56,35 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
         benchmark.measurement(.nanosecondsPerTask, Int(elapsed / Double(count) * 1e9))
         try? FileManager.default.removeItem(atPath: workdir)
+    }
+
+    Benchmark("baseline/taskgroup-100k", configuration: .init(metrics: [.wallClock, .nanosecondsPerTask], warmupIterations: 0, maxDuration: .seconds(60), maxIterations: 7)) { benchmark in
+        let count = 100_000
+        benchmark.startMeasurement()
+        let elapsed = await seconds {
+            let sum = await withTaskGroup(of: Int.self) { group in
+                for index in 0..<count { group.addTask { index } }
+                return await group.reduce(0, +)
+            }
+            blackHole(sum)
+        }
+        benchmark.stopMeasurement()
+        benchmark.measurement(.nanosecondsPerTask, Int(elapsed / Double(count) * 1e9))
+    }
+
+    Benchmark("baseline/task-chain-10k", configuration: .init(metrics: [.wallClock, .nanosecondsPerTask], warmupIterations: 0, maxDuration: .seconds(60), maxIterations: 15)) { benchmark in
+        let count = 10_000
+        benchmark.startMeasurement()
+        let elapsed = await seconds {
+            var value = 0
+            for _ in 0..<count {
+                let previous = value
+                value = await Task { previous + 1 }.value
+            }
+            blackHole(value)
+        }
+        benchmark.stopMeasurement()
+        benchmark.measurement(.nanosecondsPerTask, Int(elapsed / Double(count) * 1e9))
     }
 
     Benchmark("workflow/build-validate-100k") { benchmark in
