@@ -20,10 +20,16 @@ enum BenchCases {
         for runner in memoryRunners { cases.append(MemoryFanout(runner: runner)) }
         cases += [
             StorePutCopy(), StoreGetSameProcess(), StoreGetCrossProcess(),
-            TaskOverheadFanout(), TaskOverheadChain(),
+            TaskGroupBaseline(), TaskOverheadFanout(), TaskChainBaseline(), TaskOverheadChain(),
             SpillWrite(), SpillRestore(),
         ]
         return cases
+    }
+
+    /// Cases measured with trivial tasks (8-byte values) whatever `--sizes` says: task overhead
+    /// and its floors. They print no size or throughput.
+    static func measuresTaskOverhead(_ name: String) -> Bool {
+        name.hasPrefix("task/") || name == "baseline/taskgroup" || name == "baseline/task-chain"
     }
 
     /// The cases whose names match one of `patterns`: an exact name, a prefix ending in `/`

@@ -111,7 +111,7 @@ struct BenchCommand: AsyncParsableCommand {
         var results: [BenchResult] = []
         for benchCase in plan.cases {
             for bytes in benchCase.sizes(plan.settings) {
-                if progress { FileHandle.standardError.write(Data("bench: \(benchCase.name) \(benchCase.name.hasPrefix("task/") ? "" : ByteSize(bytes).description)...\n".utf8)) }
+                if progress { FileHandle.standardError.write(Data("bench: \(benchCase.name) \(BenchCases.measuresTaskOverhead(benchCase.name) ? "" : ByteSize(bytes).description)...\n".utf8)) }
                 let samples: [Double]
                 do { samples = try await benchCase.measure(bytes: bytes, plan.settings) } catch let error as CommandError {
                     throw error

@@ -34,7 +34,7 @@ struct BenchReport: Sendable {
         out += "stages \(settings.stages), \(settings.runs) runs per case and size\(settings.quick ? " (--quick)" : ""); times are medians and p90s, per run of the case or per operation\n\n"
         var table = TextTable(["case", "size", "median", "p90", "per", "value bytes/s", "runs"], rightAligned: [1, 2, 3, 5, 6])
         for result in results {
-            let fixedSize = result.benchCase.hasPrefix("task/")
+            let fixedSize = BenchCases.measuresTaskOverhead(result.benchCase)
             table.append([
                 result.benchCase, fixedSize ? "-" : ByteSize(result.bytes).description, Format.seconds(result.medianSeconds),
                 Format.seconds(result.p90Seconds), Self.perLabel(result),
@@ -56,8 +56,8 @@ struct BenchReport: Sendable {
 
     private static func perLabel(_ result: BenchResult) -> String {
         switch result.benchCase {
-        case "task/overhead-fanout": return "task"
-        case "task/overhead-chain": return "hop"
+        case "task/overhead-fanout", "baseline/taskgroup": return "task"
+        case "task/overhead-chain", "baseline/task-chain": return "hop"
         default: return result.unit == .operation ? (result.benchCase.hasPrefix("store/get") ? "get" : result.benchCase.hasPrefix("store/put") ? "put" : "copy") : "run"
         }
     }

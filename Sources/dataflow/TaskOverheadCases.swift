@@ -48,3 +48,56 @@ struct TaskOverheadChain: BenchCase {
         return samples
     }
 }
+
+/// `baseline/taskgroup`: the floor under `task/overhead-fanout`: as many bare Swift child tasks
+/// (a task group, each returning an `Int`) as that case has tasks, with no store, run log or
+/// bookkeeping; seconds per task. Measured in the same run, because this machine's speed drifts.
+struct TaskGroupBaseline: BenchCase {
+    let name = "baseline/taskgroup"
+    let unit = BenchUnit.operation
+    func sizes(_ settings: BenchSettings) -> [Int] { [MemoryLayout<Int>.size] }
+
+    func measure(bytes: Int, _ settings: BenchSettings) async throws -> [Double] {
+        let count = settings.fanoutTasks
+        var samples: [Double] = []
+        for _ in 0..<settings.runs {
+            let clock = ContinuousClock()
+            let start = clock.now
+            let sum = await withTaskGroup(of: Int.self) { group in
+                for index in 0..<count { group.addTask { index } }
+                return await group.reduce(0, +)
+            }
+            let elapsed = clock.now - start
+            precondition(sum == count * (count - 1) / 2, "the task group lost a child")
+            samples.append(elapsed.seconds / Double(count))
+        }
+        return samples
+    }
+}
+
+/// `baseline/task-chain`: the floor under `task/overhead-chain`: as many bare Swift tasks as that
+/// case has hops, each made and awaited before the next (adding one to the last one's value);
+/// seconds per hop.
+struct TaskChainBaseline: BenchCase {
+    let name = "baseline/task-chain"
+    let unit = BenchUnit.operation
+    func sizes(_ settings: BenchSettings) -> [Int] { [MemoryLayout<Int>.size] }
+
+    func measure(bytes: Int, _ settings: BenchSettings) async throws -> [Double] {
+        let count = max(settings.chainTasks, 1)
+        var samples: [Double] = []
+        for _ in 0..<settings.runs {
+            let clock = ContinuousClock()
+            let start = clock.now
+            var value = 0
+            for _ in 0..<count {
+                let previous = value
+                value = await Task { previous + 1 }.value
+            }
+            let elapsed = clock.now - start
+            precondition(value == count, "the chain lost a hop")
+            samples.append(elapsed.seconds / Double(count))
+        }
+        return samples
+    }
+}

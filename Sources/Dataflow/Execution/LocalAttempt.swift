@@ -156,8 +156,13 @@ struct _AttemptContext: Sendable {
         do {
             let inputHandles = handles
             handles = []
-            let output = try await _withTimeout(node.options.timeoutSeconds) {
-                try await TaskContext.$current.withValue(context) { try await node.run(inputHandles, context) }
+            let output: _TaskOutput
+            if let timeout = node.options.timeoutSeconds {
+                output = try await _withTimeout(timeout) {
+                    try await TaskContext.$current.withValue(context) { try await node.run(inputHandles, context) }
+                }
+            } else {  // no closure to allocate, no task group: the common, trivial case
+                output = try await TaskContext.$current.withValue(context) { try await node.run(inputHandles, context) }
             }
             if let existing = output.existingHandle(in: store) {
                 return report(.succeeded, _AttemptOutput(existing), nil, bytesIn: bytesIn)
