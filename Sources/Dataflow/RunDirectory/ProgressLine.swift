@@ -30,13 +30,14 @@ final class _ProgressLine {
     }
 
     /// Shows the current state if the last update is old enough (always when `final`).
-    func update(done: Int, running: Int, failed: Int, store: SharedObjectStore, spilledBytes: Int, final: Bool = false) {
+    /// (`spilledBytes` is read only when a line is written: it takes the spill manager's lock.)
+    func update(done: Int, running: Int, failed: Int, store: SharedObjectStore, spilledBytes: @autoclosure () -> Int, final: Bool = false) {
         guard let write else { return }
         let now = DispatchTime.now().uptimeNanoseconds
         guard final || now - lastUpdateNanoseconds >= Self.intervalNanoseconds else { return }
         lastUpdateNanoseconds = now
         let used = (try? store.statistics().allocatedBytes) ?? 0
-        let line = "[\(runID)] \(done)/\(taskCount) done, \(running) running, \(failed) failed | store \(Self.bytes(used)) in use, \(Self.bytes(spilledBytes)) spilled"
+        let line = "[\(runID)] \(done)/\(taskCount) done, \(running) running, \(failed) failed | store \(Self.bytes(used)) in use, \(Self.bytes(spilledBytes())) spilled"
         write("\r\(line)\u{1B}[K" + (final ? "\n" : ""))
     }
 

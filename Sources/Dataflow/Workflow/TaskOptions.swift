@@ -39,14 +39,16 @@ public struct Resources: Sendable, Hashable, Codable, CustomStringConvertible {
         return nil
     }
 
+    // (The scheduler adds and subtracts a task's resources twice per task: a task with no custom
+    // amounts, the usual case, costs no dictionary work.)
     static func + (lhs: Resources, rhs: Resources) -> Resources {
         Resources(cpu: lhs.cpu + rhs.cpu, memoryBytes: lhs.memoryBytes + rhs.memoryBytes, gpu: lhs.gpu + rhs.gpu,
-                  custom: lhs.custom.merging(rhs.custom, uniquingKeysWith: +))
+                  custom: rhs.custom.isEmpty ? lhs.custom : lhs.custom.merging(rhs.custom, uniquingKeysWith: +))
     }
 
     static func - (lhs: Resources, rhs: Resources) -> Resources {
         Resources(cpu: lhs.cpu - rhs.cpu, memoryBytes: lhs.memoryBytes - rhs.memoryBytes, gpu: lhs.gpu - rhs.gpu,
-                  custom: lhs.custom.merging(rhs.custom.mapValues { -$0 }, uniquingKeysWith: +))
+                  custom: rhs.custom.isEmpty ? lhs.custom : lhs.custom.merging(rhs.custom.mapValues { -$0 }, uniquingKeysWith: +))
     }
 
     public var description: String {
