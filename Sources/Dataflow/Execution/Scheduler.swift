@@ -442,7 +442,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         let node = nodes[index]
         running -= 1
         if report.holdsResources { available = available + node.options.resources }
-        var event = RunLogEvent(kind: .attempt, runID: runID)
+        var event = RunLogEvent(kind: .attempt, runID: runID, time: report.end)  // recorded as it ended
         event.task = node.name
         event.executor = report.executor
         event.attempt = report.attempt

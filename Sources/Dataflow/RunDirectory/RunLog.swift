@@ -138,9 +138,9 @@ public struct RunLogEvent: Codable, Sendable, Equatable {
     public var failed: Int?
     public var skipped: Int?
 
-    init(kind: Kind, runID: String) {
+    init(kind: Kind, runID: String, time: Date = Date()) {
         self.kind = kind
-        self.time = Date()
+        self.time = time
         self.runID = runID
     }
 

@@ -191,6 +191,14 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
     ///   `SpillFile.restore` (e.g. `.corruptedFile`); `.store` wrapping `.outOfMemory` if it
     ///   cannot be made to fit before the wait ends.
     public func get(_ id: ObjectID) throws(MaterializeError) -> ObjectHandle {
+        // In memory, the common case: no clock read, no claim.
+        do {
+            return try store.get(id)
+        } catch where error.code == .objectNotSealed || error.code == .objectNotFound {
+            // being restored by someone else, or spilled (or gone): below
+        } catch {
+            throw .store(error, while: "getting object \(id)")
+        }
         let deadline = Date().addingTimeInterval(Self.restoreWaitSeconds)
         while true {
             do {
