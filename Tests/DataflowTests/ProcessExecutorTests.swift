@@ -14,6 +14,7 @@ import Testing
     static let markers: String = {
         let path = TestWorkflows.markerDirectory
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: TestWorkflows.markerDirectory) }  // this process's own
         return path
     }()
 

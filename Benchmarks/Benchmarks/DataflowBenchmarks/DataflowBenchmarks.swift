@@ -29,6 +29,7 @@ func runOptions(_ store: SharedObjectStore) -> RunOptions {
 }
 
 let benchmarks: @Sendable () -> Void = {
+    atexit { try? FileManager.default.removeItem(atPath: workdir) }  // run directories of the hand-off runs
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock], timeUnits: .milliseconds, warmupIterations: 1, maxDuration: .seconds(60), maxIterations: 5)
 
     Benchmark("workflow/fanout-100k", configuration: .init(metrics: [.wallClock, .nanosecondsPerTask], warmupIterations: 0, maxDuration: .seconds(120), maxIterations: 7)) { benchmark in

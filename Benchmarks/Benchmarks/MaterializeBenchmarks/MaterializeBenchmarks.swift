@@ -8,6 +8,7 @@
 import Benchmark
 import BenchLZ4
 import Foundation
+import Synchronization
 import Glibc
 import Materialize
 import ObjectStore
@@ -75,6 +76,13 @@ func lz4FrameSeconds(_ bytes: UnsafeRawBufferPointer, scratch: UnsafeMutableRawB
     }
 }
 
+/// Scratch directories of the spill states, removed when the benchmark process exits.
+let directoriesToRemove = Mutex<[String]>([])
+/// Registers that removal, once.
+let removeDirectoriesAtExit: Void = {
+    atexit { directoriesToRemove.withLock { paths in for path in paths { try? FileManager.default.removeItem(atPath: path) } } }
+}()
+
 final class SpillState: @unchecked Sendable {
     let store: SharedObjectStore
     let directory: String
@@ -86,8 +94,12 @@ final class SpillState: @unchecked Sendable {
         let name = "bench-spill-\(label)-\(getpid())"
         store = try! SharedObjectStore.create(named: name, capacityBytes: 2 * valueBytes + (64 << 20), options: StoreOptions(prefault: true))
         try? SharedObjectStore.remove(named: name)
-        directory = NSTemporaryDirectory() + "dataflow-bench-\(getpid())-\(label)"
+        let directory = NSTemporaryDirectory() + "dataflow-bench-\(getpid())-\(label)"
+        self.directory = directory
         try! FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // The harness gives setup state no teardown: the scratch files (up to 512 MiB each) go at exit.
+        directoriesToRemove.withLock { $0.append(directory) }
+        _ = removeDirectoriesAtExit
         var state: UInt64 = 1
         let tensor = try! store.makeTensor(ObjectID(deriving: "value-\(label)"), shape: [valueBytes / 4], of: Float.self) { scalars in
             for index in scalars.indices {
@@ -104,7 +116,6 @@ final class SpillState: @unchecked Sendable {
         scratch.initializeMemory(as: UInt8.self, repeating: 0)
     }
 
-    func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
 }
 
 let benchmarks: @Sendable () -> Void = {
@@ -128,7 +139,6 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.measurement(.percentOfBaseline, Int((baseline / spill * 100).rounded()))
     } setup: {
         SpillState(label: "random", compressible: false)
-    } teardown: {
     }
 
     Benchmark("spill/compressible/512MiB", configuration: .init(

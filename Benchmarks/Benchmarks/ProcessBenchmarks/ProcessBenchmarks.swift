@@ -58,6 +58,7 @@ func seconds(_ body: () async throws -> Void) async rethrows -> Double {
 }
 
 let benchmarks: @Sendable () -> Void = {
+    atexit { try? FileManager.default.removeItem(atPath: workdir) }  // the runs' directories
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock], timeUnits: .milliseconds, warmupIterations: 2, maxDuration: .seconds(30), maxIterations: 20)
 
