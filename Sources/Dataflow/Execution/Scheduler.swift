@@ -267,7 +267,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         var finishedAttempts: [(report: _AttemptReport, registration: Registration)] = []
         var batch = 1
         // This lane's batch of run-log events, swapped with `unloggedEvents` under the lock and
-        // then moved into the log's queue (which hands back an empty array with room).
+        // then moved into the log's queue (which hands back an emptied array, with its room,
+        // when it has one).
         var events: [RunLogEvent] = []
         while true {
             var wake: [CheckedContinuation<Void, Never>] = []
