@@ -22,10 +22,12 @@ extension SharedObjectStore {
         }
     }
 
-    /// Sealed objects that nobody references, least recently used first, just enough of them
-    /// that evicting them all frees a *contiguous* run of heap large enough for an object of
-    /// `byteCount` bytes (taking fragmentation into account). Empty when it fits already; all
-    /// idle objects when even that would not make room.
+    /// Sealed, unpinned objects that nobody references, just enough of them that evicting them
+    /// all frees a *contiguous* run of heap large enough for an object of `byteCount` bytes
+    /// (taking fragmentation into account). Empty when it fits already; all idle objects when
+    /// even that would not make room. In the order memory pressure escalates: objects that
+    /// already have a file copy first (dropping them costs no write), then the others; least
+    /// recently used first within each.
     ///
     /// - Complexity: O(table slots + k log k) for k idle objects, plus their neighbours.
     public func evictionCandidates(toFit byteCount: Int) throws(ObjectStoreError) -> [EvictionCandidate] {
@@ -34,12 +36,13 @@ extension SharedObjectStore {
             if view.largestFreeBlockEstimate() >= needed { return [] }
             var chosen: [EvictionCandidate] = []
             var chosenBlocks: Set<Int> = []
-            for candidate in idleObjects(view) {
+            let idle = idleObjects(view)
+            for candidate in idle.filter(\.hasFileCopy) + idle.filter({ !$0.hasFileCopy }) {
                 let blockOffset = candidate.payloadOffset - _Layout.blockHeaderByteCount
                 chosenBlocks.insert(blockOffset)
                 chosen.append(EvictionCandidate(
                     id: candidate.id, byteCount: candidate.byteCount, blockBytes: candidate.blockBytes,
-                    lastUse: candidate.lastUse, typeTag: view.typeName(at: candidate.typeIndex)))
+                    lastUse: candidate.lastUse, typeTag: view.typeName(at: candidate.typeIndex), hasFileCopy: candidate.hasFileCopy))
                 if view.runSizeIfFreed(blockOffset, alsoFreed: chosenBlocks) >= needed { break }
             }
             return chosen
@@ -52,7 +55,9 @@ extension SharedObjectStore {
     public func idleObjectsLeastRecentlyUsedFirst(limit: Int = .max) throws(ObjectStoreError) -> [EvictionCandidate] {
         try withLock { view, _ in
             idleObjects(view).prefix(limit).map {
-                EvictionCandidate(id: $0.id, byteCount: $0.byteCount, blockBytes: $0.blockBytes, lastUse: $0.lastUse, typeTag: view.typeName(at: $0.typeIndex))
+                EvictionCandidate(
+                    id: $0.id, byteCount: $0.byteCount, blockBytes: $0.blockBytes, lastUse: $0.lastUse,
+                    typeTag: view.typeName(at: $0.typeIndex), hasFileCopy: $0.hasFileCopy)
             }
         }
     }
@@ -132,11 +137,18 @@ extension SharedObjectStore {
     }
 
     /// Sealed, unreferenced objects, least recently used first.
-    private func idleObjects(_ view: _SegmentView) -> [(id: ObjectID, generation: UInt64, byteCount: Int, blockBytes: Int, lastUse: UInt64, typeIndex: Int, payloadOffset: Int)] {
-        var idle: [(id: ObjectID, generation: UInt64, byteCount: Int, blockBytes: Int, lastUse: UInt64, typeIndex: Int, payloadOffset: Int)] = []
+    private typealias IdleObject = (
+        id: ObjectID, generation: UInt64, byteCount: Int, blockBytes: Int, lastUse: UInt64, typeIndex: Int, payloadOffset: Int,
+        hasFileCopy: Bool
+    )
+
+    private func idleObjects(_ view: _SegmentView) -> [IdleObject] {
+        var idle: [IdleObject] = []
         view.forEachEntry { _, current in
             if current.state == .sealed && current.holders == 0 && !current.isPinned {
-                idle.append((current.id, current.generation, current.byteCount, view.blockSize(ofPayloadAt: current.payloadOffset), current.lastUse, current.typeIndex, current.payloadOffset))
+                idle.append((
+                    current.id, current.generation, current.byteCount, view.blockSize(ofPayloadAt: current.payloadOffset),
+                    current.lastUse, current.typeIndex, current.payloadOffset, current.hasFileCopy))
             }
         }
         idle.sort { $0.lastUse < $1.lastUse }

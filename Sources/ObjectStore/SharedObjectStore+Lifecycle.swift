@@ -15,6 +15,9 @@ extension SharedObjectStore {
     /// until sealed, and is reclaimed if this process dies first or the builder is dropped
     /// unsealed. The bytes are not zeroed.
     ///
+    /// When it does not fit, the store's room maker (see `StoreRoomMaker`: a spill manager)
+    /// is asked to free memory first; `.outOfMemory` means it could free nothing more.
+    ///
     /// - Parameters:
     ///   - id: unique among the store's live objects.
     ///   - byteCount: 1 byte up to the store's capacity minus the 64-byte block header.
@@ -31,8 +34,10 @@ extension SharedObjectStore {
     /// it takes a minimum block, and its handle has 0 bytes).
     package func create(_ id: ObjectID, byteCount: Int, typeTag: String, eviction: EvictionPolicy, allowingEmpty: Bool) throws(ObjectStoreError) -> ObjectBuilder {
         let blockSize = try checkedBlockSize(byteCount == 0 && allowingEmpty ? 1 : byteCount, for: id)
-        let placed = try withLock { view, local throws(ObjectStoreError) in
-            try placeNewObject(id, byteCount: byteCount, blockSize: blockSize, typeTag: typeTag, eviction: eviction, view, local)
+        let placed = try withRoom(forByteCount: byteCount, eviction: eviction) { () throws(ObjectStoreError) in
+            try withLock { view, local throws(ObjectStoreError) in
+                try placeNewObject(id, byteCount: byteCount, blockSize: blockSize, typeTag: typeTag, eviction: eviction, view, local)
+            }
         }
         return ObjectBuilder(
             store: self, key: ObjectKey(id: id, generation: placed.generation),
@@ -174,21 +179,23 @@ extension SharedObjectStore {
         precondition(byteCount <= Self.smallValueByteLimit, "putSmall takes at most \(Self.smallValueByteLimit) bytes")
         let blockSize = try checkedBlockSize(byteCount == 0 ? 1 : byteCount, for: id)
         var writeError: (any Error)?
-        let placed = try withLock { view, local throws(ObjectStoreError) -> (payloadOffset: Int, generation: UInt64)? in
-            let (index, payloadOffset, generation) = try placeNewObject(id, byteCount: byteCount, blockSize: blockSize, typeTag: typeTag, eviction: .none, view, local)
-            let slot = view.entry(index)
-            do {
-                var span = UnsafeMutableRawBufferPointer(start: view.payloadAddress(payloadOffset), count: byteCount).mutableBytes
-                try write(&span)
-            } catch {
-                writeError = error
-                view.freeEntry(at: index)
-                return nil
+        let placed = try withRoom(forByteCount: byteCount, eviction: .none) { () throws(ObjectStoreError) in
+            try withLock { view, local throws(ObjectStoreError) -> (payloadOffset: Int, generation: UInt64)? in
+                let (index, payloadOffset, generation) = try placeNewObject(id, byteCount: byteCount, blockSize: blockSize, typeTag: typeTag, eviction: .none, view, local)
+                let slot = view.entry(index)
+                do {
+                    var span = UnsafeMutableRawBufferPointer(start: view.payloadAddress(payloadOffset), count: byteCount).mutableBytes
+                    try write(&span)
+                } catch {
+                    writeError = error
+                    view.freeEntry(at: index)
+                    return nil
+                }
+                view.updateCounters(byteCount: byteCount, from: .creating, fromHolders: 0, to: .sealed, toHolders: 0)
+                slot.state = .sealed
+                if holdingReference { retain(slot, view, local) }
+                return (payloadOffset, generation)
             }
-            view.updateCounters(byteCount: byteCount, from: .creating, fromHolders: 0, to: .sealed, toHolders: 0)
-            slot.state = .sealed
-            if holdingReference { retain(slot, view, local) }
-            return (payloadOffset, generation)
         }
         guard let placed else { throw writeError! }
         return placed

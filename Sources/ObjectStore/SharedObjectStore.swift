@@ -41,6 +41,8 @@ public final class SharedObjectStore: Sendable {
     /// This process's slot in the process table.
     let processSlot: Int
     let local: _ProcessLocalState
+    /// Whom this process's allocations ask for room (see `StoreRoomMaker`).
+    let roomMakerSlot = _RoomMakerSlot()
 
     private init(segment: _MappedSegment, processSlot: Int) {
         self.segment = segment

@@ -58,4 +58,6 @@ public struct EvictionCandidate: Sendable, Equatable {
     public var lastUse: UInt64
     /// The object's type tag.
     public var typeTag: String
+    /// A file (a spill file) holds a copy: evicting it writes nothing.
+    public var hasFileCopy: Bool = false
 }

@@ -7,7 +7,7 @@ import ObjectStore
 public enum TestWorkflows {
     /// Every workflow the worker program serves.
     public static func all() -> [Workflow] {
-        [workerDemo(), poolCompare(), poolFaults(), poolChain(length: 1_000)]
+        [workerDemo(), poolCompare(), poolFaults(), poolChain(length: 1_000), memoryPressure(inPlace: true), memoryPressure(inPlace: false)]
     }
 
     /// Where tasks that must be killed from outside write their pid: a directory named after
@@ -119,6 +119,31 @@ public enum TestWorkflows {
         let workflow = Workflow("pool-chain-\(length)")
         var previous = workflow.task("t0") { 0 }
         for index in 1..<length { previous = workflow.task("t\(index)", previous) { $0 + 1 } }
+        return workflow
+    }
+
+    /// Three 16 MiB tensors in a store of 40 MiB, of which at most two are needed at once: `a`,
+    /// `b` and `c` each make one (in place, or returned by value); `ab(a, b)` runs after `c`, and
+    /// `cs(c)` reads `c`. Run with `concurrency: 1`, `c` only fits once `a` or `b` is spilled.
+    public static func memoryPressure(inPlace: Bool) -> Workflow {
+        let workflow = Workflow(inPlace ? "pressure-in-place" : "pressure-by-value", policy: .auto)
+        let scalars = 4 << 20  // 16 MiB of Float
+        @Sendable func make(_ value: Float) throws -> Tensor<Float> {
+            if inPlace {
+                return try TaskContext.current!.makeTensor(shape: [scalars], of: Float.self) { out in
+                    for index in out.indices { out[index] = value }
+                }
+            }
+            return try Tensor<Float>(shape: [scalars], scalars: [Float](repeating: value, count: scalars))
+        }
+        let a = workflow.task("a") { try make(1) }
+        let b = workflow.task("b") { try make(2) }
+        let c = workflow.task("c") { try make(3) }
+        let ab = workflow.task("ab", a, b) { (x: Tensor<Float>, y: Tensor<Float>) in
+            Double(x.reduce(0, +)) + Double(y.reduce(0, +))
+        }
+        workflow.addDependency(ab, after: c)
+        workflow.task("cs", c) { (x: Tensor<Float>) in Double(x.reduce(0, +)) }
         return workflow
     }
 }

@@ -261,6 +261,8 @@ import Testing
                                 #expect(!conflict)
                                 #expect(plan.pinnedInMemory == (policy == .never))
                                 #expect(plan.spillableUnderPressure == (policy != .never))
+                                // A requested result is kept under every policy.
+                                #expect(plan.freeAfterLastConsumer == !requested)
                                 #expect((plan.fileAfterSeal == .runDirectory) == (policy == .always || (policy == .final && isLeaf)))
                                 #expect(!plan.reason.isEmpty)
                             } catch {

@@ -59,9 +59,12 @@ final class _RunEnvironment: Sendable {
     /// The policy of outputs whose task sets none.
     let defaultPolicy: MaterializationPolicy
     let executor: Executor
+    /// `RunOptions.memoryWaitSeconds`.
+    let memoryWaitSeconds: Double
 
     init(nodes: [_TaskNode], runID: String, store: SharedObjectStore, spill: SpillManager, materializer: Materializer,
-         runDirectory: String, logsDirectory: String, workflowName: String, defaultPolicy: MaterializationPolicy, executor: Executor) {
+         runDirectory: String, logsDirectory: String, workflowName: String, defaultPolicy: MaterializationPolicy, executor: Executor,
+         memoryWaitSeconds: Double) {
         self.nodes = nodes
         self.runID = runID
         self.store = store
@@ -72,6 +75,7 @@ final class _RunEnvironment: Sendable {
         self.workflowName = workflowName
         self.defaultPolicy = defaultPolicy
         self.executor = executor
+        self.memoryWaitSeconds = memoryWaitSeconds
     }
 }
 
@@ -114,6 +118,15 @@ struct _AttemptContext: Sendable {
         return await runHere()
     }
 
+    /// Handles on the attempt's inputs, restored from spill files if they were spilled (waiting
+    /// for room, without blocking a thread, up to `RunOptions.memoryWaitSeconds`).
+    func readInputs() async throws(MaterializeError) -> [ObjectHandle] {
+        var handles: [ObjectHandle] = []
+        handles.reserveCapacity(inputs.count)
+        for id in inputs { handles.append(try await spill.get(id, waitingForRoomUpTo: environment.memoryWaitSeconds)) }
+        return handles
+    }
+
     /// Runs the task's function: inputs from the store (restored if spilled), output into the
     /// store (in place if the task made it there), outcome classified by cause.
     func runHere() async -> _AttemptReport {
@@ -136,7 +149,7 @@ struct _AttemptContext: Sendable {
                 // A shell command reads files: this is where `auto` writes one, as needed.
                 inputFiles = try inputs.map { id throws(MaterializeError) in try materializer.rawFile(for: id) }
             } else {
-                handles = try inputs.map { id throws(MaterializeError) in try spill.get(id) }
+                handles = try await readInputs()
             }
         } catch {
             return report(.error, nil, "reading an input: \(error.message)")
@@ -169,7 +182,9 @@ struct _AttemptContext: Sendable {
             }
             // A `never` value stays held until it is pinned; any other may go in unheld.
             let holding = (node.options.policy ?? environment.defaultPolicy) == .never
-            let stored = try _putOutput(output.value, id: outputID, store: store, spill: spill, holdingSmallValues: holding)
+            let stored = try await _putOutput(
+                output.value, id: outputID, store: store, spill: spill, waitingForRoomUpTo: environment.memoryWaitSeconds,
+                holdingSmallValues: holding)
             return report(.succeeded, stored, nil, bytesIn: bytesIn)
         } catch {
             let (outcome, message) = _classifyAttemptError(error, timeoutSeconds: node.options.timeoutSeconds, logger: context.logger)
@@ -191,13 +206,14 @@ func _attemptOutputID(runID: String, taskName: String, attempt: Int) -> ObjectID
     return derivation.id
 }
 
-/// Encodes a task's return value into a new object `id`: through `spill` (making room under
-/// memory pressure, waiting up to a minute) when there is one, else straight into `store`. A small
-/// value goes in with one visit to the store's lock, held or (`holdingSmallValues` false) unheld;
-/// a larger one is always held.
+/// Encodes a task's return value into a new object `id`. The store makes room through its spill
+/// manager; when nothing more can be freed, `spill` (if any) waits for room, suspended, up to
+/// `timeout` seconds. A small value goes in with one visit to the store's lock, held or
+/// (`holdingSmallValues` false) unheld; a larger one is always held.
 func _putOutput(
-    _ value: any StoreValue, id: ObjectID, store: SharedObjectStore, spill: SpillManager?, holdingSmallValues: Bool = true
-) throws -> _AttemptOutput {
+    _ value: any StoreValue, id: ObjectID, store: SharedObjectStore, spill: SpillManager?, waitingForRoomUpTo timeout: Double,
+    holdingSmallValues: Bool = true
+) async throws -> _AttemptOutput {
     let encoding = try value.makeEncoding()
     let typeTag = type(of: value).typeTag
     if encoding.byteCount <= SharedObjectStore.smallValueByteLimit {
@@ -212,7 +228,7 @@ func _putOutput(
         }
     }
     guard let spill else { return _AttemptOutput(try store.put(value, id: id)) }
-    var builder = try spill.create(id, byteCount: encoding.byteCount, typeTag: typeTag, waitingUpTo: 60)
+    var builder = try await spill.create(id, byteCount: encoding.byteCount, typeTag: typeTag, waitingForRoomUpTo: timeout)
     try builder.withMutableBytes { span in try encoding.write(&span) }
     return _AttemptOutput(try builder.seal())
 }

@@ -31,6 +31,14 @@ public struct RunOptions: Sendable {
     public var results: [String]?
     /// Spilling watermarks of the store.
     public var watermarks: SpillManager.Watermarks
+    /// How long a task's output, or a spilled input being restored, may wait for room when
+    /// nothing can be spilled or dropped to make it (values in use and `never` values are freed
+    /// only by their consumers). Then the attempt fails with an error naming what pins the
+    /// memory. Waiting suspends the attempt; it blocks no thread. A task that makes its output
+    /// in place (`TaskContext.makeTensor`) does not wait: it fails at once with `.outOfMemory`.
+    public var memoryWaitSeconds: Double = RunOptions.defaultMemoryWaitSeconds
+    /// The default of `memoryWaitSeconds`.
+    public static let defaultMemoryWaitSeconds = 60.0
 
     /// Where tasks run: `.local` (threads of this process, the default) or `.processes(pool)`
     /// (warm worker processes sharing the store; shell tasks still start from this process).
@@ -64,6 +72,47 @@ public struct RunOptions: Sendable {
         self.storeCapacityBytes = storeCapacityBytes
         self.results = results
         self.watermarks = watermarks
+    }
+
+    /// The most characters of a run id (its embedded store is named `run-<run id>`).
+    public static let maximumRunIDLength = 190
+
+    /// Checks a run id given by the caller: it becomes a directory name (`<workdir>/runs/<id>`)
+    /// and part of a store name, so it is 1–190 characters from `[A-Za-z0-9._-]` and does not
+    /// start with `.` (no `..`, no path separators, no hidden directory).
+    /// - Throws: `.invalidOption` ("invalid run id"), naming it with control characters escaped.
+    public static func validateRunID(_ runID: String) throws(DataflowError) {
+        let allowed = runID.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ".")
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+        }
+        guard !runID.isEmpty, runID.utf8.count <= maximumRunIDLength, allowed, !runID.hasPrefix(".") else {
+            throw DataflowError(
+                .invalidOption,
+                "invalid run id \(_quoted(runID)): use 1-\(maximumRunIDLength) characters from [A-Za-z0-9._-], not starting with '.'")
+        }
+    }
+
+    /// Checks the options that `run` takes as given.
+    /// - Throws: `.invalidOption` naming the option.
+    func validate() throws(DataflowError) {
+        if let runID { try Self.validateRunID(runID) }
+        guard !workdir.isEmpty else {
+            throw DataflowError(.invalidOption, "the work directory is empty; give a directory (e.g. \".\")")
+        }
+        guard !workdir.utf8.contains(0) else {
+            throw DataflowError(.invalidOption, "the work directory \(_quoted(workdir)) contains a NUL character")
+        }
+        guard concurrency >= 1 else {
+            throw DataflowError(.invalidOption, "concurrency must be at least 1, not \(concurrency)")
+        }
+        guard memoryWaitSeconds >= 0 else {
+            throw DataflowError(.invalidOption, "memoryWaitSeconds must be zero or more, not \(memoryWaitSeconds)")
+        }
+        if let problem = capacity.negativeAmount {
+            throw DataflowError(.invalidOption, "the executor capacity has \(problem); it must be zero or more")
+        }
     }
 
     /// "<workflow>-<yyyyMMdd-HHmmss>-<4 hex>", valid as a store name and a directory name.

@@ -17,10 +17,8 @@ extension Workflow {
     ///   task that failed for good; `.runCancelled`; `.store` / `.runDirectory` for
     ///   infrastructure failures.
     public func run(_ options: RunOptions = RunOptions()) async throws(DataflowError) -> WorkflowRun {
+        try options.validate()
         try validate(capacity: options.capacity)
-        guard options.concurrency >= 1 else {
-            throw DataflowError(.invalidOption, "concurrency must be at least 1, not \(options.concurrency)")
-        }
         // By task index: the caller asked for this task's result (default: every leaf).
         var isRequested = [Bool](repeating: false, count: nodes.count)
         if let names = options.results {
@@ -181,7 +179,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         self.environment = _RunEnvironment(
             nodes: workflow.nodes, runID: runID, store: store, spill: spill, materializer: materializer,
             runDirectory: log.directory, logsDirectory: log.logsDirectory, workflowName: workflow.name,
-            defaultPolicy: workflow.defaultPolicy, executor: options.executor)
+            defaultPolicy: workflow.defaultPolicy, executor: options.executor, memoryWaitSeconds: options.memoryWaitSeconds)
         self.progress = _ProgressLine(runID: runID, taskCount: workflow.nodes.count, mode: options.progress, writer: options.progressWriter)
         let count = workflow.nodes.count
         var dependents = [[Int]](repeating: [], count: count)

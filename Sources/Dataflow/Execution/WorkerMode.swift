@@ -144,7 +144,10 @@ extension Workflow {
 
     /// Runs the task `spec` names. `attached`: a store (and its spill manager) the worker keeps
     /// between tasks; otherwise it attaches to `spec.storeName` (or makes a private store).
-    func executeWorker(_ spec: WorkerSpec, attached: (store: SharedObjectStore, spill: SpillManager?)? = nil) async -> WorkerResult {
+    func executeWorker(
+        _ spec: WorkerSpec, attached: (store: SharedObjectStore, spill: SpillManager?)? = nil,
+        memoryWaitSeconds: Double = RunOptions.defaultMemoryWaitSeconds
+    ) async -> WorkerResult {
         func failure(_ outcome: AttemptOutcome, _ message: String) -> WorkerResult {
             WorkerResult(outcome: outcome, output: nil, message: message, bytesIn: 0)
         }
@@ -186,7 +189,9 @@ extension Workflow {
                 case .object(let descriptor):
                     if let spill = attached?.spill, attached?.store === store {
                         // Restored from its spill file if it was spilled since the descriptor was made.
-                        do { handles.append(try store.get(descriptor)) } catch { handles.append(try spill.get(descriptor.id)) }
+                        do { handles.append(try store.get(descriptor)) } catch {
+                            handles.append(try await spill.get(descriptor.id, waitingForRoomUpTo: memoryWaitSeconds))
+                        }
                     } else {
                         handles.append(try store.get(descriptor))
                     }
@@ -214,7 +219,12 @@ extension Workflow {
             let output = try await TaskContext.$current.withValue(context) { try await node.run(inputs, context) }
             let spill = attached?.store === store ? attached?.spill : nil
             // Held: the parent takes its own reference from the descriptor before this one goes.
-            let handle = try output.existingHandle(in: store) ?? _putOutput(output.value, id: outputID, store: store, spill: spill).handle!
+            let handle: ObjectHandle
+            if let existing = output.existingHandle(in: store) {
+                handle = existing
+            } else {
+                handle = try await _putOutput(output.value, id: outputID, store: store, spill: spill, waitingForRoomUpTo: memoryWaitSeconds).handle!
+            }
             if privateStoreName == nil {
                 return WorkerResult(outcome: .succeeded, output: .object(handle.descriptor), message: nil, bytesIn: bytesIn)
             }

@@ -11,7 +11,8 @@ public final class WorkflowRun: @unchecked Sendable {  // immutable after init
     /// `<workdir>/runs/<run id>/`: the run log, attempt logs, materialized values.
     public let directory: String
     public let store: SharedObjectStore
-    let spill: SpillManager
+    /// The run's spill manager: what it spilled and restored (`spilledObjectCount`, ...).
+    public let spill: SpillManager
     let ownsStore: Bool
     let results: _RunResults
     /// Where every value went and why.

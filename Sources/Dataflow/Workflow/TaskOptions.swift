@@ -20,6 +20,15 @@ public struct Resources: Sendable, Hashable, Codable, CustomStringConvertible {
         self.custom = custom
     }
 
+    /// The first amount below zero (or not a number), as "name amount", or nil.
+    var negativeAmount: String? {
+        if !(cpu >= 0) { return "cpu \(cpu)" }
+        if memoryBytes < 0 { return "memory \(memoryBytes) bytes" }
+        if !(gpu >= 0) { return "gpu \(gpu)" }
+        for (name, amount) in custom.sorted(by: { $0.key < $1.key }) where !(amount >= 0) { return "\(name) \(amount)" }
+        return nil
+    }
+
     /// Whether `self` fits within `capacity` (every amount no larger).
     func fits(within capacity: Resources) -> Bool {
         // Numbers only: the scheduler asks this for every candidate it looks at.

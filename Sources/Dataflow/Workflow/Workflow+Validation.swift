@@ -1,14 +1,35 @@
 extension Workflow {
-    /// Checks the workflow before it runs: unique task names, no input from another workflow, no
-    /// dependency cycle, and no task declaring more resources than `capacity` (the executor's).
-    /// - Throws: `.duplicateTaskName`, `.foreignInput`, `.resourcesExceedExecutor`, `.cycle`,
-    ///   each naming the task (a cycle names every task on it).
+    /// Checks the workflow before it runs: unique, non-empty task names, no input from another
+    /// workflow, no dependency cycle, options in range (no negative resources, retry limits or
+    /// backoffs; a positive timeout), and no task declaring more resources than `capacity` (the
+    /// executor's).
+    /// - Throws: `.duplicateTaskName`, `.foreignInput`, `.invalidOption`,
+    ///   `.resourcesExceedExecutor`, `.cycle`, each naming the task (a cycle names every task on it).
     /// - Complexity: O(tasks + edges).
     public func validate(capacity: Resources) throws(DataflowError) {
         if let duplicate = firstDuplicateName {  // names are checked as tasks are added
             throw DataflowError(.duplicateTaskName, "workflow '\(name)' has two tasks named '\(duplicate)'", task: duplicate)
         }
+        if let foreign = firstForeignDependency {
+            throw DataflowError(
+                .foreignInput,
+                "addDependency('\(foreign.task)', after: '\(foreign.after)'): task '\(foreign.task)' is no task of workflow '\(name)'",
+                task: foreign.task)
+        }
         for node in nodes {
+            if node.name.isEmpty {
+                throw DataflowError(.invalidOption, "workflow '\(name)' has a task with an empty name", task: node.name)
+            }
+            if let problem = node.options.resources.negativeAmount {
+                throw DataflowError(.invalidOption, "task '\(node.name)' declares \(problem); resources must be zero or more", task: node.name)
+            }
+            let retries = node.options.retries
+            if !(retries.backoffSeconds >= 0) || !(retries.maximumBackoffSeconds >= 0) {
+                throw DataflowError(
+                    .invalidOption,
+                    "task '\(node.name)' has retry backoff \(retries.backoffSeconds) s (at most \(retries.maximumBackoffSeconds) s); both must be zero or more",
+                    task: node.name)
+            }
             if let foreign = node.foreignInputs.first {
                 throw DataflowError(.foreignInput, "task '\(node.name)' of workflow '\(name)' depends on '\(foreign)' of another workflow", task: node.name)
             }

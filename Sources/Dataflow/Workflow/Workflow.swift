@@ -30,6 +30,8 @@ public final class Workflow: @unchecked Sendable {  // mutated only while buildi
     private var indexByName: [String: Int] = [:]
     /// The first name given to two tasks, if any (found while adding; reported by `validate`).
     private(set) var firstDuplicateName: String?
+    /// The first ordering edge asked for on a task of another workflow (reported by `validate`).
+    private(set) var firstForeignDependency: (task: String, after: String)?
 
     public init(_ name: String, policy: MaterializationPolicy = .auto) {
         self.name = name
@@ -106,8 +108,15 @@ public final class Workflow: @unchecked Sendable {  // mutated only while buildi
     }
 
     /// Makes `task` wait for `other` to succeed, without passing a value (an ordering edge).
+    /// Both must be tasks of this workflow; otherwise `validate` (and so `run`) throws
+    /// `.foreignInput` naming them.
     public func addDependency<A, B>(_ task: TaskRef<A>, after other: TaskRef<B>) {
-        precondition(task.workflowID == id, "task '\(task.name)' belongs to another workflow")
+        guard task.workflowID == id, nodes.indices.contains(task.index) else {
+            if firstForeignDependency == nil {
+                firstForeignDependency = (task: task.name, after: other.name)
+            }
+            return
+        }
         nodes[task.index] = nodes[task.index].addingDependency(on: other.index, foreignName: other.workflowID != id ? other.name : nil)
     }
 

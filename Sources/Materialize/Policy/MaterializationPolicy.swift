@@ -5,7 +5,7 @@
 /// |----------|---------------------------------|-----------------------------------------------------|-------------------|
 /// | `always` | yes, while consumers remain     | write-through after seal, to the run directory      | after the last consumer; the file stays |
 /// | `auto`   | yes                             | only when a consumer needs a file, or under pressure (spill, restored on demand) | after the last consumer, spill/exchange file removed too, unless it is a requested result |
-/// | `never`  | yes, only there (pinned)        | never; under pressure the producer waits for room, then fails | right after the last consumer |
+/// | `never`  | yes, only there (pinned)        | never; under pressure the producer waits for room, then fails | right after the last consumer, unless it is a requested result |
 /// | `final`  | yes                             | only if the value is a leaf of the graph, to the run directory | like `auto` |
 public enum MaterializationPolicy: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
     case always
@@ -91,8 +91,10 @@ public struct MaterializationPlan: Sendable, Equatable {
             }
             return MaterializationPlan(
                 fileAfterSeal: nil, spillableUnderPressure: false, pinnedInMemory: true,
-                freeAfterLastConsumer: true, keepFilesAfterLastConsumer: false,
-                reason: "never: memory only, pinned; freed right after its last consumer")
+                freeAfterLastConsumer: !facts.isRequestedResult, keepFilesAfterLastConsumer: false,
+                reason: facts.isRequestedResult
+                    ? "never: memory only, pinned; a requested result, kept in memory while the run's results live"
+                    : "never: memory only, pinned; freed right after its last consumer")
         case .final:
             let file: FileDestination? = facts.isLeaf ? .runDirectory : (facts.needsFile ? .exchange : nil)
             return MaterializationPlan(

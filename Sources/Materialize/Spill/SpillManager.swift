@@ -101,9 +101,12 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
         try SpillFile.check(_FileSyscall.makeDirectory(root), "mkdir", root, "creating spill root")
         try SpillFile.check(_FileSyscall.makeDirectory(directory), "mkdir", directory, "creating spill directory")
         sweepOrphans(root: root)
+        // Every allocation of this process in the store asks this manager for room.
+        store.setRoomMaker(self)
     }
 
     deinit {
+        store.clearRoomMaker(ifIs: self)
         // Signal only: this may run on the background thread itself (its round held the last
         // reference), which then sees `stopping` and ends.
         state.condition.withLock {
@@ -185,51 +188,80 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
 
     /// A handle on object `id`: from memory, or restored from its spill file (making room by
     /// spilling colder objects if needed). If another thread or process is restoring the same
-    /// object, waits for it.
+    /// object, or nothing can be freed for it yet, waits (up to `restoreWaitSeconds`), blocking
+    /// the calling thread. From async code use `get(_:waitingForRoomUpTo:)`, which does not block.
     /// - Throws: `.store` wrapping `.objectNotFound` when the object is neither in memory nor
     ///   spilled (or was deleted while being restored); the spill-file errors of
-    ///   `SpillFile.restore` (e.g. `.corruptedFile`); `.store` wrapping `.outOfMemory` if it
-    ///   cannot be made to fit before the wait ends.
+    ///   `SpillFile.restore` (e.g. `.corruptedFile`); `.store` wrapping `.outOfMemory` (naming
+    ///   what pins the memory) if it cannot be made to fit before the wait ends.
     public func get(_ id: ObjectID) throws(MaterializeError) -> ObjectHandle {
         // In memory, the common case: no clock read, no claim.
+        if let handle = try getFromMemory(id) { return handle }
+        let deadline = Date().addingTimeInterval(Self.restoreWaitSeconds)
+        var pause = Self.firstRoomPauseSeconds
+        while true {
+            if let handle = try getStep(id, deadline: deadline) { return handle }
+            Thread.sleep(forTimeInterval: pause)  // a synchronous caller asked to wait
+            pause = min(pause * 2, Self.lastRoomPauseSeconds)
+        }
+    }
+
+    /// `get(_:)` for async callers: while it waits (for room, or for another restorer) it
+    /// suspends instead of blocking a thread, at most `timeout` seconds, and stops waiting when
+    /// the calling task is cancelled.
+    /// - Throws: as `get(_:)`.
+    public func get(_ id: ObjectID, waitingForRoomUpTo timeout: Double) async throws(MaterializeError) -> ObjectHandle {
+        if let handle = try getFromMemory(id) { return handle }
+        let deadline = Date().addingTimeInterval(timeout)
+        var pause = Self.firstRoomPauseSeconds
+        while true {
+            if let handle = try getStep(id, deadline: Task.isCancelled ? .distantPast : deadline) { return handle }
+            try? await Task.sleep(nanoseconds: UInt64(pause * 1e9))
+            pause = min(pause * 2, Self.lastRoomPauseSeconds)
+        }
+    }
+
+    /// The object if it is in memory and sealed; nil if it is being restored or is not there.
+    private func getFromMemory(_ id: ObjectID) throws(MaterializeError) -> ObjectHandle? {
         do {
             return try store.get(id)
         } catch where error.code == .objectNotSealed || error.code == .objectNotFound {
-            // being restored by someone else, or spilled (or gone): below
+            return nil  // being restored by someone else, or spilled (or gone)
         } catch {
             throw .store(error, while: "getting object \(id)")
         }
-        let deadline = Date().addingTimeInterval(Self.restoreWaitSeconds)
-        while true {
-            do {
-                return try store.get(id)
-            } catch where error.code == .objectNotSealed && Date() < deadline {
-                Thread.sleep(forTimeInterval: 0.001)  // being restored by someone else
-                continue
-            } catch where error.code == .objectNotFound && hasSpillFile(id) {
-                // fall through to restore
-            } catch {
-                throw .store(error, while: "getting object \(id)")
+    }
+
+    /// One try of `get`: the handle, or nil when the caller should wait and try again (another
+    /// restorer is busy with it, or there is no room yet) — or the error, once `deadline` passed.
+    private func getStep(_ id: ObjectID, deadline: Date) throws(MaterializeError) -> ObjectHandle? {
+        do {
+            return try store.get(id)
+        } catch where error.code == .objectNotSealed && Date() < deadline {
+            return nil  // being restored by someone else
+        } catch where error.code == .objectNotFound && hasSpillFile(id) {
+            // spilled: restore it below
+        } catch {
+            throw .store(error, while: "getting object \(id)")
+        }
+        guard claim(id) else { return nil }  // another thread of this process is restoring it
+        do throws(MaterializeError) {
+            let handle = try restore(id)
+            if unclaim(id) {  // deleted while we restored it: it stays deleted
+                _ = try? store.delete(id)
+                throw MaterializeError.store(
+                    ObjectStoreError.deletedWhileRestoring(id, store: store.name), while: "getting object \(id)")
             }
-            guard claim(id) else {
-                Thread.sleep(forTimeInterval: 0.001)  // another thread of this process is restoring it
-                continue
-            }
-            do throws(MaterializeError) {
-                let handle = try restore(id, deadline: deadline)
-                if unclaim(id) {  // deleted while we restored it: it stays deleted
-                    _ = try? store.delete(id)
-                    throw MaterializeError.store(
-                        ObjectStoreError.deletedWhileRestoring(id, store: store.name), while: "getting object \(id)")
-                }
-                return handle
-            } catch where error.storeError?.code == .objectExists || error.code == .fileNotFound {
-                _ = unclaim(id)
-                continue  // another process restored it meanwhile (and may have removed the file)
-            } catch {
-                _ = unclaim(id)
-                throw error
-            }
+            return handle
+        } catch where error.storeError?.code == .objectExists || error.code == .fileNotFound {
+            _ = unclaim(id)
+            return nil  // another process restored it meanwhile (and may have removed the file)
+        } catch where error.storeError?.code == .outOfMemory && Date() < deadline {
+            _ = unclaim(id)
+            return nil  // nothing could be freed for it now: wait for consumers to free memory
+        } catch {
+            _ = unclaim(id)
+            throw error
         }
     }
 
@@ -282,7 +314,9 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
         return spillCandidates(candidates, until: target)
     }
 
-    /// Spills cold objects until one of `byteCount` bytes fits (a contiguous block).
+    /// Frees memory until an object of `byteCount` bytes fits (a contiguous block), in the
+    /// order pressure escalates: idle values that already have a file are dropped first, then
+    /// cold idle values are written to spill files and freed. Runs on the calling thread.
     @discardableResult
     public func makeRoom(forByteCount byteCount: Int) -> PressureReport {
         let candidates = (try? store.evictionCandidates(toFit: byteCount)) ?? []
@@ -307,32 +341,64 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
         return report
     }
 
-    /// Creates object `id`, making room when the store is full: spills colder objects (on the
-    /// background thread if one runs, else here) and waits for room up to `timeout` seconds
-    /// (values pinned by `never` and objects in use can only be freed by their consumers).
+    /// Creates object `id`, making room when the store is full: the store asks this manager
+    /// (its room maker) to drop or spill idle values until the object fits; when nothing more can
+    /// be freed (values pinned by `never` and objects in use can only be freed by their
+    /// consumers), waits for room up to `timeout` seconds, blocking the calling thread.
+    /// From async code use `create(_:byteCount:typeTag:waitingForRoomUpTo:)`, which does not block.
     /// - Throws: `.noRoom` naming what pins the memory; `.store` for other store errors.
     public func create(_ id: ObjectID, byteCount: Int, typeTag: String = "bytes", waitingUpTo timeout: Double = 10) throws(MaterializeError) -> ObjectBuilder {
         let deadline = Date().addingTimeInterval(timeout)
+        var pause = Self.firstRoomPauseSeconds
         while true {
-            do {
-                return try store.create(id, byteCount: byteCount, typeTag: typeTag)
-            } catch where error.code == .outOfMemory {
-                if Date() >= deadline {
-                    var failure = MaterializeError(
-                        .noRoom,
-                        "object \(id) of \(byteCount) bytes found no room in store '\(store.name)' within \(timeout) s: \(error.capacity.map(\.description) ?? error.message)",
-                        object: id)
-                    failure.storeError = error
-                    throw failure
-                }
-                if isBackgroundSpillingRunning {
-                    waitForBackgroundRound(timeout: min(0.05, max(0, deadline.timeIntervalSinceNow)))
-                } else if makeRoom(forByteCount: byteCount).spilledObjects == 0 {
-                    Thread.sleep(forTimeInterval: 0.005)  // nothing spillable now: wait for consumers to free memory
-                }
-            } catch {
-                throw .store(error, while: "creating object \(id)")
+            switch try createOnce(id, byteCount: byteCount, typeTag: typeTag, deadline: deadline, timeout: timeout) {
+            case .made(let builder): return builder
+            case .noRoomYet:
+                Thread.sleep(forTimeInterval: pause)  // a synchronous caller asked to wait
+                pause = min(pause * 2, Self.lastRoomPauseSeconds)
             }
+        }
+    }
+
+    /// `create(_:byteCount:typeTag:waitingUpTo:)` for async callers: while it waits for room it
+    /// suspends (no thread is blocked), and it stops waiting when the calling task is cancelled.
+    /// - Throws: `.noRoom` naming what pins the memory; `.store` for other store errors.
+    public func create(_ id: ObjectID, byteCount: Int, typeTag: String = "bytes", waitingForRoomUpTo timeout: Double) async throws(MaterializeError) -> ObjectBuilder {
+        let deadline = Date().addingTimeInterval(timeout)
+        var pause = Self.firstRoomPauseSeconds
+        while true {
+            switch try createOnce(id, byteCount: byteCount, typeTag: typeTag, deadline: Task.isCancelled ? .distantPast : deadline, timeout: timeout) {
+            case .made(let builder): return builder
+            case .noRoomYet:
+                try? await Task.sleep(nanoseconds: UInt64(pause * 1e9))
+                pause = min(pause * 2, Self.lastRoomPauseSeconds)
+            }
+        }
+    }
+
+    /// The first and the longest pause between two tries of a producer waiting for room.
+    static let firstRoomPauseSeconds = 0.002
+    static let lastRoomPauseSeconds = 0.05
+
+    private enum CreateStep: ~Copyable {
+        case made(ObjectBuilder)
+        case noRoomYet
+    }
+
+    /// One try: the object, or `.noRoomYet` before `deadline`, or `.noRoom` after it.
+    private func createOnce(_ id: ObjectID, byteCount: Int, typeTag: String, deadline: Date, timeout: Double) throws(MaterializeError) -> CreateStep {
+        do {
+            return .made(try store.create(id, byteCount: byteCount, typeTag: typeTag))
+        } catch where error.code == .outOfMemory {
+            guard Date() >= deadline else { return .noRoomYet }
+            var failure = MaterializeError(
+                .noRoom,
+                "object \(id) of \(byteCount) bytes found no room in store '\(store.name)' within \(timeout) s: \(error.capacity.map(\.description) ?? error.message)",
+                object: id)
+            failure.storeError = error
+            throw failure
+        } catch {
+            throw .store(error, while: "creating object \(id)")
         }
     }
 
@@ -391,19 +457,6 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
         }
     }
 
-    /// Wakes the background thread and waits until it finished a round, or `timeout`.
-    private func waitForBackgroundRound(timeout: Double) {
-        state.condition.withLock {
-            let start = state.completedRounds
-            state.wakeRequested = true
-            state.condition.broadcast()
-            let deadline = Date().addingTimeInterval(timeout)
-            while state.completedRounds == start && state.backgroundRunning && Date() < deadline {
-                _ = state.condition.wait(until: deadline)
-            }
-        }
-    }
-
     // MARK: Statistics
 
     /// Objects spilled and restored by this manager, and their bytes.
@@ -422,24 +475,19 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
 
     // MARK: Internals
 
-    private func restore(_ id: ObjectID, deadline: Date) throws(MaterializeError) -> ObjectHandle {
-        while true {
-            do {
-                let handle = try SpillFile.restore(from: path(for: id), into: store)
-                // The file now holds this incarnation: spilling it again needs no new write, and
-                // deleting it must remove the file.
-                try? SpillFile.restampGeneration(at: path(for: id), to: handle.generation)
-                try? store.setHasFileCopy(id, true)
-                state.condition.withLock {
-                    state.counters.restoredObjects += 1
-                    state.counters.restoredBytes += handle.byteCount
-                }
-                return handle
-            } catch where error.storeError?.code == .outOfMemory && Date() < deadline {
-                let needed = (try? SpillFile.readHeader(at: path(for: id)).rawByteCount) ?? 0
-                if makeRoom(forByteCount: needed).spilledObjects == 0 { Thread.sleep(forTimeInterval: 0.005) }
-            }
+    /// Restores object `id` from its spill file (the store makes room for it through this
+    /// manager, its room maker).
+    private func restore(_ id: ObjectID) throws(MaterializeError) -> ObjectHandle {
+        let handle = try SpillFile.restore(from: path(for: id), into: store)
+        // The file now holds this incarnation: spilling it again needs no new write, and
+        // deleting it must remove the file.
+        try? SpillFile.restampGeneration(at: path(for: id), to: handle.generation)
+        try? store.setHasFileCopy(id, true)
+        state.condition.withLock {
+            state.counters.restoredObjects += 1
+            state.counters.restoredBytes += handle.byteCount
         }
+        return handle
     }
 
     /// Removes directories of earlier stores of this name and temporary files of dead writers.
@@ -460,6 +508,15 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
                 _ = _FileSyscall.unlink("\(directory)/\(name)")
             }
         }
+    }
+}
+
+extension SpillManager: StoreRoomMaker {
+    /// The store's room maker: drops idle values that have a file and spills cold idle ones
+    /// (see `makeRoom(forByteCount:)`). Returns heap bytes freed.
+    public func makeRoom(forByteCount byteCount: Int, in store: SharedObjectStore) -> Int {
+        guard store === self.store else { return 0 }
+        return makeRoom(forByteCount: byteCount).freedBytes
     }
 }
 

@@ -11,6 +11,8 @@ struct _PoolRequest: Codable, Sendable {
     var spillRoot: String
     /// Fault in the store's whole mapping when attaching to it.
     var prefaultStore: Bool
+    /// How long the task's output or a spilled input may wait for room (`RunOptions.memoryWaitSeconds`).
+    var memoryWaitSeconds: Double = RunOptions.defaultMemoryWaitSeconds
 }
 
 /// The worker side of a `ProcessExecutor`: reads requests from fd 3, runs each task with its
@@ -79,7 +81,7 @@ final class _PoolWorker {
             dup2(logFD, STDOUT_FILENO)
             dup2(logFD, STDERR_FILENO)
         }
-        let result = await workflow.executeWorker(spec, attached: attached)
+        let result = await workflow.executeWorker(spec, attached: attached, memoryWaitSeconds: request.memoryWaitSeconds)
         fflush(nil)  // every C stream (Swift's print goes through stdout's buffer)
         dup2(savedOutput, STDOUT_FILENO)
         dup2(savedError, STDERR_FILENO)

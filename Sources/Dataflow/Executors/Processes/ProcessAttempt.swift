@@ -21,7 +21,7 @@ extension _AttemptContext {
         }
         let handles: [ObjectHandle]
         do {
-            handles = try inputs.map { id throws(MaterializeError) in try spill.get(id) }
+            handles = try await readInputs()
         } catch {
             return report(.error, nil, "reading an input: \(error.message)")
         }
@@ -29,7 +29,8 @@ extension _AttemptContext {
         let spec = WorkerSpec(
             runID: runID, taskName: node.name, attempt: attempt, storeName: store.name,
             inputs: handles.map { .object($0.descriptor) }, runDirectory: runDirectory, resultPath: "")
-        var request = _PoolRequest(spec: spec, spillRoot: spillRoot, prefaultStore: pool.options.prefaultStore)
+        var request = _PoolRequest(
+            spec: spec, spillRoot: spillRoot, prefaultStore: pool.options.prefaultStore, memoryWaitSeconds: environment.memoryWaitSeconds)
         request.spec.workflow = workflowName
         let message = request.wireMessage()
 

@@ -90,7 +90,7 @@ struct _WireFramer {
     }
 }
 
-private let wireVersion: UInt8 = 1
+private let wireVersion: UInt8 = 2
 
 extension ObjectDescriptor {
     fileprivate func write(to writer: inout _WireWriter) {
@@ -123,6 +123,7 @@ extension _PoolRequest {
         writer.string(spec.resultPath)
         writer.string(spillRoot)
         writer.u8(prefaultStore ? 1 : 0)
+        writer.int(Int(min(memoryWaitSeconds, 1e9) * 1000))
         writer.int(spec.inputs.count)
         for input in spec.inputs {
             switch input {
@@ -150,6 +151,7 @@ extension _PoolRequest {
         let resultPath = try reader.string()
         let spillRoot = try reader.string()
         let prefault = try reader.u8() != 0
+        let memoryWaitMilliseconds = try reader.int()
         let count = try reader.int()
         guard (0...1_000_000).contains(count) else { throw _WireError(description: "a request claims \(count) inputs") }
         var inputs: [WorkerSpec.Input] = []
@@ -162,7 +164,7 @@ extension _PoolRequest {
         }
         var spec = WorkerSpec(runID: runID, taskName: taskName, attempt: attempt, storeName: storeName, inputs: inputs, runDirectory: runDirectory, resultPath: resultPath)
         spec.workflow = workflow
-        self.init(spec: spec, spillRoot: spillRoot, prefaultStore: prefault)
+        self.init(spec: spec, spillRoot: spillRoot, prefaultStore: prefault, memoryWaitSeconds: Double(max(0, memoryWaitMilliseconds)) / 1000)
     }
 }
 
