@@ -117,6 +117,30 @@ import Testing
         }
     }
 
+    /// After a run on the default embedded store returns, idle workers no longer map its
+    /// segment (which the run removed): its memory goes back to the system now, not at the next
+    /// run or at shutdown.
+    @Test func idleWorkersLetGoOfAFinishedRunsStore() async throws {
+        try await withWorkdir { directory in
+            let pool = try makeExecutor(workers: 2)
+            defer { pool.shutdown() }
+            try pool.start()
+            var options = RunOptions(workdir: directory, storeCapacityBytes: 64 << 20)
+            options.executor = .processes(pool)
+            let run = try await TestWorkflows.poolCompare().run(options)
+            let segment = "/dev/shm/dataflow.\(run.store.name)"
+            #expect(pool.idleWorkerPIDs.count == 2)
+            for pid in pool.idleWorkerPIDs {
+                let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
+                #expect(!maps.contains(segment), "worker \(pid) still maps \(segment)")
+            }
+            // Still warm: the next run uses the same workers.
+            let before = Set(pool.idleWorkerPIDs)
+            _ = try await TestWorkflows.poolCompare().run(options)
+            #expect(Set(pool.idleWorkerPIDs) == before)
+        }
+    }
+
     @Test func aBadExecutableOrWorkerCountIsATypedError() async throws {
         await expectDataflowError(.invalidOption) { try ProcessExecutor(.init(workerCount: 0, executable: Self.workerPath)) }
         let error = await expectDataflowError(.invalidOption) { try ProcessExecutor(.init(executable: "/nonexistent/worker")) }

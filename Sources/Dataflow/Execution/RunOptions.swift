@@ -139,6 +139,14 @@ public enum Executor: Sendable {
         case .processes: "processes"
         }
     }
+
+    /// A run on `store` ended: the executor lets go of what it holds of it (workers' mappings).
+    func runEnded(store: SharedObjectStore) async {
+        switch self {
+        case .local: return
+        case .processes(let pool): await pool.detachWorkers(fromStore: store.name)
+        }
+    }
 }
 
 /// How one attempt of a task ended.

@@ -66,6 +66,8 @@ extension Workflow {
             workflow: self, options: options, runID: runID, isRequested: isRequested, store: store,
             spill: spill, materializer: materializer, log: log)
         let outcome = await scheduler.execute()
+        // The embedded store is removed below: no worker may keep its memory mapped.
+        if ownsStore { await options.executor.runEnded(store: store) }
         let run = WorkflowRun(
             runID: runID, directory: directory, store: store, spill: spill, ownsStore: ownsStore,
             results: scheduler.results(), materializer: materializer, failures: scheduler.failures)

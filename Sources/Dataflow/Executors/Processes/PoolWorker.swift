@@ -53,7 +53,13 @@ final class _PoolWorker {
             }
             let result: WorkerResult
             do {
-                result = await run(try _PoolRequest(wire: message), savedOutput: savedOutput, savedError: savedError)
+                if let detach = try _PoolDetachRequest(wire: message) {
+                    // Dropping the store and its spill manager unmaps the segment.
+                    stores[detach.storeName] = nil
+                    result = WorkerResult(outcome: .succeeded, output: nil, message: nil, bytesIn: 0)
+                } else {
+                    result = await run(try _PoolRequest(wire: message), savedOutput: savedOutput, savedError: savedError)
+                }
             } catch {
                 result = WorkerResult(outcome: .error, output: nil, message: "worker \(getpid()) could not read its request: \(error)", bytesIn: 0)
             }

@@ -55,6 +55,9 @@ public final class ProcessExecutor: @unchecked Sendable {  // `idle`, `started`,
     private let lock = _AdaptiveLock()
     /// Live workers waiting for a task, least recently used first.
     private var idle: [_WorkerProcess] = []
+    /// Workers lent to attempts now, with the stores they must let go of when given back (runs
+    /// that ended while they were busy).
+    private var lent: [ObjectIdentifier: (worker: _WorkerProcess, detach: Set<String>)] = [:]
     private var closed = false
 
     /// - Throws: `.invalidOption` for a worker count below 1 or an executable that is not there.
@@ -106,22 +109,60 @@ public final class ProcessExecutor: @unchecked Sendable {  // `idle`, `started`,
         let reused = lock.withLock { () -> _WorkerProcess? in
             while !idle.isEmpty {
                 let worker = idle.removeFirst()
-                if worker.isAlive { return worker }
+                if worker.isAlive {
+                    lent[ObjectIdentifier(worker)] = (worker, [])
+                    return worker
+                }
             }
             return nil
         }
         if let reused { return reused }
-        return try spawn()
+        let spawned = try spawn()
+        lock.withLock { lent[ObjectIdentifier(spawned)] = (spawned, []) }
+        return spawned
     }
 
     /// Gives a worker back after a task; a dead one is dropped (the next `acquire` replaces it).
+    /// One that must let go of stores of runs that ended meanwhile does so first.
     func release(_ worker: _WorkerProcess) {
+        let (keep, detach) = lock.withLock { () -> (Bool, Set<String>) in
+            let detach = lent.removeValue(forKey: ObjectIdentifier(worker))?.detach ?? []
+            guard worker.isAlive && !closed else { return (false, []) }
+            if detach.isEmpty { idle.append(worker) }
+            return (true, detach)
+        }
+        if !keep {
+            worker.closeRequests()
+        } else if !detach.isEmpty {
+            Task {
+                for name in detach { _ = await worker.run(_PoolDetachRequest(storeName: name).wireMessage(), timeout: 10) }
+                self.release(worker)
+            }
+        }
+    }
+
+    /// Makes every worker let go of store `name` (a run on it ended): idle workers now, before
+    /// this returns; busy ones when they are given back. A worker that kept the mapping would
+    /// keep the segment's memory after the run removes it.
+    func detachWorkers(fromStore name: String) async {
+        let workers = lock.withLock { () -> [_WorkerProcess] in
+            for key in lent.keys { lent[key]?.detach.insert(name) }
+            // Taken out of the idle list meanwhile, so that no attempt writes to them at the same time.
+            defer { idle.removeAll() }
+            return idle
+        }
+        guard !workers.isEmpty else { return }
+        let request = _PoolDetachRequest(storeName: name).wireMessage()
+        await withTaskGroup(of: Void.self) { group in
+            for worker in workers { group.addTask { _ = await worker.run(request, timeout: 10) } }
+        }
         let keep = lock.withLock { () -> Bool in
-            guard worker.isAlive && !closed else { return false }
-            idle.append(worker)
+            guard !closed else { return false }
+            // Back at the front, in their order: they are the least recently used.
+            idle.insert(contentsOf: workers.filter(\.isAlive), at: 0)
             return true
         }
-        if !keep { worker.closeRequests() }
+        if !keep { for worker in workers { worker.closeRequests() } }
     }
 
     private func spawn() throws(DataflowError) -> _WorkerProcess {

@@ -168,6 +168,32 @@ extension _PoolRequest {
     }
 }
 
+/// The parent asks a pool worker to let go of a store whose run ended (its mapping would keep
+/// the segment's memory after the segment is removed). The worker replies with a `WorkerResult`
+/// (`succeeded`), so the parent knows the mapping is gone when the reply comes.
+struct _PoolDetachRequest: Equatable {
+    /// The first byte of a detach message (a task request starts with the format version).
+    static let tag: UInt8 = 0xD7
+    var storeName: String
+
+    func wireMessage() -> [UInt8] {
+        var writer = _WireWriter()
+        writer.u8(Self.tag)
+        writer.string(storeName)
+        return writer.finish()
+    }
+
+    /// The detach request `message` is, or nil if it is another message.
+    init?(wire message: [UInt8]) throws(_WireError) {
+        guard message.first == Self.tag else { return nil }
+        var reader = _WireReader(message)
+        _ = try reader.u8()
+        storeName = try reader.string()
+    }
+
+    init(storeName: String) { self.storeName = storeName }
+}
+
 extension WorkerResult {
     func wireMessage() -> [UInt8] {
         var writer = _WireWriter()
