@@ -1,10 +1,11 @@
 import ArgumentParser
+import Dataflow
 import Foundation
 
 /// The `--workdir` option shared by the subcommands that read or write run directories.
 struct WorkdirOptions: ParsableArguments {
     /// The environment variable that sets the default work directory.
-    static let environmentVariable = "DATAFLOW_WORKDIR"
+    static let environmentVariable = RunOptions.workdirEnvironmentVariable
 
     @Option(name: .long, help: ArgumentHelp(
         "Work directory holding runs/ and spill/ (default: $DATAFLOW_WORKDIR, else ./.dataflow).",
@@ -16,11 +17,11 @@ struct WorkdirOptions: ParsableArguments {
         Self.resolve(workdir, environment: ProcessInfo.processInfo.environment)
     }
 
-    /// `explicit`, else `$DATAFLOW_WORKDIR`, else `./.dataflow` (made absolute).
+    /// `explicit`, else the library's default (`$DATAFLOW_WORKDIR`, else `./.dataflow`), made absolute.
     static func resolve(_ explicit: String?, environment: [String: String]) -> String {
-        let chosen = explicit ?? environment[environmentVariable].flatMap { $0.isEmpty ? nil : $0 } ?? ".dataflow"
-        if chosen.hasPrefix("/") { return chosen }
-        return FileManager.default.currentDirectoryPath + "/" + chosen
+        guard let explicit else { return RunOptions.defaultWorkdir(environment: environment) }
+        if explicit.hasPrefix("/") { return explicit }
+        return FileManager.default.currentDirectoryPath + "/" + explicit
     }
 }
 

@@ -10,6 +10,25 @@ import Testing
         NSTemporaryDirectory() + "dataflow-command-test-\(UUID().uuidString)"
     }
 
+    /// A program's run with the library's default work directory is what `dataflow runs list`
+    /// shows with the command's default: one default (`$DATAFLOW_WORKDIR`, else `./.dataflow`).
+    @Test func theLibraryAndTheCommandShareOneDefaultWorkDirectory() async throws {
+        let cwd = FileManager.default.currentDirectoryPath
+        #expect(RunOptions().workdir == "\(cwd)/.dataflow")
+        #expect(WorkdirOptions.resolve(nil, environment: [:]) == RunOptions.defaultWorkdir(environment: [:]))
+        let workdir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: workdir) }
+        let environment = ["DATAFLOW_WORKDIR": workdir]
+        let workflow = Workflow("default-workdir")
+        workflow.task("t") { 42 }
+        var options = RunOptions(workdir: RunOptions.defaultWorkdir(environment: environment))
+        options.progress = .never
+        let run = try await workflow.run(options)
+        #expect(run.directory.hasPrefix(workdir + "/runs/"))
+        let list = try RunsCommand.List.render(workdir: WorkdirOptions.resolve(nil, environment: environment), format: .text)
+        #expect(list.contains(run.runID))
+    }
+
     @Test func runsListAndShowATinyWorkflow() async throws {
         let workdir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: workdir) }

@@ -15,6 +15,8 @@ public struct RunOptions: Sendable {
     }
 
     /// The run directory is `<workdir>/runs/<run id>/`; spill files go under `<workdir>/spill/`.
+    /// Default: `RunOptions.defaultWorkdir()` — `$DATAFLOW_WORKDIR`, else `./.dataflow`, the
+    /// same directory the `dataflow` command reads.
     public var workdir: String
     /// The run's id (default: workflow name, UTC time and a random suffix).
     public var runID: String?
@@ -56,12 +58,12 @@ public struct RunOptions: Sendable {
     public var progressWriter: (@Sendable (String) -> Void)?
 
     public init(
-        workdir: String = FileManager.default.currentDirectoryPath, runID: String? = nil,
+        workdir: String? = nil, runID: String? = nil,
         concurrency: Int = ProcessInfo.processInfo.activeProcessorCount, capacity: Resources? = nil,
         onFailure: FailureMode = .stopScheduling, store: SharedObjectStore? = nil, storeCapacityBytes: Int = 1 << 30,
         results: [String]? = nil, watermarks: SpillManager.Watermarks = .init()
     ) {
-        self.workdir = workdir
+        self.workdir = workdir ?? Self.defaultWorkdir()
         self.runID = runID
         self.concurrency = concurrency
         self.capacity = capacity ?? Resources(
@@ -72,6 +74,17 @@ public struct RunOptions: Sendable {
         self.storeCapacityBytes = storeCapacityBytes
         self.results = results
         self.watermarks = watermarks
+    }
+
+    /// The environment variable that sets the default work directory (library and command).
+    public static let workdirEnvironmentVariable = "DATAFLOW_WORKDIR"
+
+    /// The default work directory, made absolute: `$DATAFLOW_WORKDIR` when set and not empty,
+    /// else `./.dataflow` in the current directory. The `dataflow` command uses the same.
+    public static func defaultWorkdir(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        let chosen = environment[workdirEnvironmentVariable].flatMap { $0.isEmpty ? nil : $0 } ?? ".dataflow"
+        if chosen.hasPrefix("/") { return chosen }
+        return FileManager.default.currentDirectoryPath + "/" + chosen
     }
 
     /// The most characters of a run id (its embedded store is named `run-<run id>`).
