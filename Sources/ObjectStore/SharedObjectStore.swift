@@ -132,6 +132,13 @@ public final class SharedObjectStore: Sendable {
         }
     }
 
+    /// Checks that `name` can name a store: 1–200 characters from `[A-Za-z0-9._-]`, not
+    /// starting with `.` (it becomes the file name `/dev/shm/dataflow.<name>`).
+    /// - Throws: `.invalidName`.
+    public static func validate(name: String) throws(ObjectStoreError) {
+        try _MappedSegment.validate(name: name)
+    }
+
     /// Whether a store named `name` exists in /dev/shm (false for an invalid name).
     public static func exists(named name: String) -> Bool {
         guard (try? _MappedSegment.validate(name: name)) != nil else { return false }

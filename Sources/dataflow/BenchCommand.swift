@@ -22,34 +22,34 @@ struct BenchCommand: AsyncParsableCommand {
             passing at least 10× faster than disk passing.
             """)
 
-    @Option(help: ArgumentHelp("Value sizes, comma-separated (e.g. 1MiB,16MiB,256MiB,1GiB).", valueName: "sizes"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Value sizes, comma-separated (e.g. 1MiB,16MiB,256MiB,1GiB).", valueName: "sizes"))
     var sizes: String?
 
-    @Option(help: "Stages of the chains, and branches of the fan-out graphs.")
+    @Option(parsing: .unconditional, help: "Stages of the chains, and branches of the fan-out graphs.")
     var stages: Int = 3
 
-    @Option(help: "Repetitions per case and size (default 5; 3 with --quick).")
+    @Option(parsing: .unconditional, help: "Repetitions per case and size (default 5; 3 with --quick).")
     var runs: Int?
 
     @Flag(help: "Small sizes (64KiB,1MiB,16MiB), 3 runs, fewer tasks: finishes in well under two minutes.")
     var quick = false
 
-    @Option(help: ArgumentHelp("Materialization policies of the memory chain, comma-separated (auto, always, final, never).", valueName: "policies"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Materialization policies of the memory chain, comma-separated (auto, always, final, never).", valueName: "policies"))
     var policies: String = "auto,always"
 
-    @Option(help: ArgumentHelp("Only these cases: names, `prefix/` or `prefix*`, comma-separated (default: all).", valueName: "cases"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Only these cases: names, `prefix/` or `prefix*`, comma-separated (default: all).", valueName: "cases"))
     var cases: String?
 
-    @Option(help: "Output format: text (a table) or json (one document on standard output).")
+    @Option(parsing: .unconditional, help: "Output format: text (a table) or json (one document on standard output).")
     var format: OutputFormat = .text
 
-    @Option(help: ArgumentHelp("Also write results.csv and results.svg to this directory.", valueName: "dir"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Also write results.csv and results.svg to this directory.", valueName: "dir"))
     var output: String?
 
-    @Option(help: ArgumentHelp("Scratch directory for the disk cases' files (default: a new directory under the system's temporary directory).", valueName: "dir"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Scratch directory for the disk cases' files (default: a new directory under the system's temporary directory).", valueName: "dir"))
     var scratch: String?
 
-    @Option(help: .hidden)
+    @Option(parsing: .unconditional, help: .hidden)
     var workerExecutable: String?
 
     /// Parsed and checked options.

@@ -1,8 +1,11 @@
 import Foundation
 
 /// The errors of the `dataflow` command. Each message names the option, store, run or file at
-/// fault; ArgumentParser prints it as `Error: <message>` and exits with status 1.
+/// fault (quoted, control characters escaped); the command prints it as `Error: <message>` and
+/// exits with status 1 (see `DataflowMain`).
 enum CommandError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// A name (of a store, a run) that can be no such thing: `kind` says which.
+    case invalidName(kind: String, name: String, reason: String)
     /// A size string that does not parse (`option` names where it came from).
     case invalidSize(value: String, option: String, reason: String)
     /// An option value out of range or not understood.
@@ -26,31 +29,52 @@ enum CommandError: Error, CustomStringConvertible, Equatable, Sendable {
 
     var description: String {
         switch self {
+        case .invalidName(let kind, let name, let reason):
+            return "invalid \(kind) name \(quoted(name)): \(reason)"
         case .invalidSize(let value, let option, let reason):
-            return "invalid size '\(value)' for \(option): \(reason) (examples: 4096, 64KiB, 1MiB, 256MiB, 1GiB, 1.5GB)"
+            return "invalid size \(quoted(value)) for \(option): \(reason) (examples: 4096, 64KiB, 1MiB, 256MiB, 1GiB, 1.5GB)"
         case .invalidOption(let option, let value, let reason):
-            return "invalid value '\(value)' for \(option): \(reason)"
+            return "invalid value \(quoted(value)) for \(option): \(reason)"
         case .storeNotFound(let name):
-            return "no store named '\(name)' exists (looked for /dev/shm/dataflow.\(name))"
+            return "no store named \(quoted(name)) exists (looked for /dev/shm/dataflow.\(name))"
         case .storeUnreadable(let name, let reason):
-            return "cannot read store '\(name)': \(reason)"
+            return "cannot read store \(quoted(name)): \(reason)"
         case .runNotFound(let run, let workdir, let known):
             let list = known.isEmpty ? "there are no runs there" : "known runs: " + known.prefix(10).joined(separator: ", ") + (known.count > 10 ? ", ..." : "")
-            return "no run '\(run)' under '\(workdir)/runs' (\(list); set --workdir or $DATAFLOW_WORKDIR)"
+            return "no run \(quoted(run)) under '\(workdir)/runs' (\(list); set --workdir or $DATAFLOW_WORKDIR)"
         case .ambiguousRun(let run, let matches):
-            return "run '\(run)' is ambiguous: it starts \(matches.count) run ids (\(matches.joined(separator: ", ")))"
+            return "run \(quoted(run)) is ambiguous: it starts \(matches.count) run ids (\(matches.joined(separator: ", ")))"
         case .runLogUnreadable(let path, let reason):
-            return "cannot read run log '\(path)': \(reason)"
+            return "cannot read run log \(quoted(path)): \(reason)"
         case .benchFailed(let benchCase, let bytes, let reason):
-            return "bench case '\(benchCase)' at \(ByteSize(bytes)) failed: \(reason)"
+            return "bench case \(quoted(benchCase)) at \(ByteSize(bytes)) failed: \(reason)"
         case .demoFailed(let reason):
             return "demo failed: \(reason)"
         case .io(let path, let operation, let reason):
-            return "\(operation) '\(path)' failed: \(reason)"
+            return "\(operation) \(quoted(path)) failed: \(reason)"
         }
     }
 }
 
 extension CommandError: LocalizedError {
     var errorDescription: String? { description }
+}
+
+/// `text` in single quotes with control characters, quotes and backslashes escaped (`\n`,
+/// `\u{1B}`), so that a name given on the command line cannot garble the message.
+func quoted(_ text: String) -> String {
+    var out = "'"
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case "'": out += "\\'"
+        case "\\": out += "\\\\"
+        case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value):
+            out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "'"
 }

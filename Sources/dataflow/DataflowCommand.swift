@@ -10,7 +10,32 @@ import Foundation
 enum DataflowMain {
     static func main() async {
         await Workflow.runWorkerIfRequested(building: BenchWorkflows.make(named:))
-        await DataflowCommand.main()
+        exit(await run(CommandLine.arguments.dropFirst().map { $0 }))
+    }
+
+    /// Parses and runs `arguments`; returns the exit status. One rule for every subcommand:
+    /// 0 on success (and for `--help`, `--version`), 1 for any error — a bad or missing option
+    /// (ArgumentParser would say 64), a value out of range, a missing store or run, a failed
+    /// run. The message goes to standard error as `Error: ...` with the usage where it helps.
+    static func run(_ arguments: [String]) async -> Int32 {
+        do {
+            var command = try DataflowCommand.parseAsRoot(arguments)
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+            return 0
+        } catch {
+            let code = DataflowCommand.exitCode(for: error)
+            let message = DataflowCommand.fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+                return 0
+            }
+            if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            return 1
+        }
     }
 }
 

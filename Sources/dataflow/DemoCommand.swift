@@ -18,16 +18,16 @@ struct DemoCommand: AsyncParsableCommand {
 
     @OptionGroup var workdirOptions: WorkdirOptions
 
-    @Option(help: "Size of the synthetic dataset (features + targets) in MiB.")
+    @Option(parsing: .unconditional, help: "Size of the synthetic dataset (features + targets) in MiB.")
     var megabytes: Int = 256
 
-    @Option(help: "Number of features per row.")
+    @Option(parsing: .unconditional, help: "Number of features per row.")
     var features: Int = 64
 
-    @Option(help: "Passes of mini-batch gradient descent over the training rows.")
+    @Option(parsing: .unconditional, help: "Passes of mini-batch gradient descent over the training rows.")
     var epochs: Int = 3
 
-    @Option(help: "Seed of the deterministic generator.")
+    @Option(parsing: .unconditional, help: "Seed of the deterministic generator.")
     var seed: UInt64 = 42
 
     func validate() throws {

@@ -30,6 +30,9 @@ struct StoreReport: Codable, Sendable {
     /// Attaches to store `name` and takes the snapshot.
     /// - Throws: `CommandError.storeNotFound` naming the store; `.storeUnreadable`.
     static func make(storeNamed name: String, workdir: String) throws(CommandError) -> StoreReport {
+        do { try SharedObjectStore.validate(name: name) } catch {
+            throw .invalidName(kind: "store", name: name, reason: "use 1-200 characters from [A-Za-z0-9._-], not starting with '.'")
+        }
         guard SharedObjectStore.exists(named: name) else { throw .storeNotFound(name: name) }
         let store: SharedObjectStore
         do { store = try SharedObjectStore.attach(named: name) } catch {
