@@ -59,6 +59,10 @@ let package = Package(
             path: "Sources/dataflow"
         ),
 
+        // The README's complete worker program: a workflow on warm worker processes.
+        .executableTarget(name: "WorkerProgram", dependencies: ["Dataflow", "ObjectStore"], path: "Examples/WorkerProgram"),
+        // The README's Swift examples, compiled (a test checks that they match the README).
+        .executableTarget(name: "ReadmeExamples", dependencies: ["Dataflow", "ObjectStore"], path: "Examples/ReadmeExamples"),
         // A small store example (producer and consumer processes sharing a tensor).
         .executableTarget(name: "StoreExample", dependencies: ["ObjectStore"], path: "Examples/StoreExample"),
 
@@ -83,7 +87,9 @@ let package = Package(
         ),
         .testTarget(
             name: "DataflowTests",
-            dependencies: ["Dataflow", "Materialize", "ObjectStore", "DataflowTestWorkflows", "DataflowTestWorker"],
+            dependencies: [
+                "Dataflow", "Materialize", "ObjectStore", "DataflowTestWorkflows", "DataflowTestWorker", "WorkerProgram", "ReadmeExamples",
+            ],
             swiftSettings: internalChecks
         ),
         .testTarget(

@@ -157,3 +157,21 @@ import Testing
         throw Boom()
     }
 }
+
+extension ProcessExecutorTests {
+    /// A worker program that never calls the worker entry (here: one that exits at once, as
+    /// a program whose `main` does its own thing and returns would) is named as such.
+    @Test func aWorkerProgramThatNeverEntersTheWorkerEntryIsToldWhatIsMissing() async throws {
+        try await withWorkdir { directory in
+            let pool = try ProcessExecutor(.init(workerCount: 1, executable: "/bin/true"))
+            defer { pool.shutdown() }
+            let workflow = Workflow("no-entry")
+            workflow.task("t") { 1 }
+            let error = await expectDataflowError(.taskFailed) {
+                try await workflow.run(RunOptions(workdir: directory, storeCapacityBytes: 1 << 20, executor: .processes(pool)))
+            }
+            let message = error?.failures.first?.message ?? ""
+            #expect(message.contains("exited with status 0") && message.contains("never called `Workflow.runWorkerIfRequested"), "\(message)")
+        }
+    }
+}

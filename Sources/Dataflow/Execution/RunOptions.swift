@@ -61,8 +61,9 @@ public struct RunOptions: Sendable {
         workdir: String? = nil, runID: String? = nil,
         concurrency: Int = ProcessInfo.processInfo.activeProcessorCount, capacity: Resources? = nil,
         onFailure: FailureMode = .stopScheduling, store: SharedObjectStore? = nil, storeCapacityBytes: Int = 1 << 30,
-        results: [String]? = nil, watermarks: SpillManager.Watermarks = .init()
+        results: [String]? = nil, watermarks: SpillManager.Watermarks = .init(), executor: Executor = .local
     ) {
+        self.executor = executor
         self.workdir = workdir ?? Self.defaultWorkdir()
         self.runID = runID
         self.concurrency = concurrency

@@ -35,6 +35,7 @@ final class _PoolWorker {
     func serve() async {
         let savedOutput = dup(STDOUT_FILENO)
         let savedError = dup(STDERR_FILENO)
+        guard _PoolHello.wireMessage.withUnsafeBytes({ _writeAll(replyFD, $0) }) else { return }  // the parent is gone
         var framer = _WireFramer()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {

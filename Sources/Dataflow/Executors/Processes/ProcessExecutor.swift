@@ -48,6 +48,12 @@ public final class ProcessExecutor: @unchecked Sendable {  // `idle`, `started`,
     /// The command-line flag that starts a pool worker.
     public static let workerFlag = "--dataflow-worker-pool"
 
+    /// Set (to 1) in the environment of every pool worker. A process that has it and creates a
+    /// `ProcessExecutor` is a worker program that ran its own `main` instead of serving (it never
+    /// called `Workflow.runWorkerIfRequested`): that is refused, rather than starting workers of
+    /// workers without end.
+    public static let workerEnvironmentVariable = "DATAFLOW_POOL_WORKER"
+
     public let options: Options
     /// The worker program's path.
     public let executablePath: String
@@ -60,8 +66,15 @@ public final class ProcessExecutor: @unchecked Sendable {  // `idle`, `started`,
     private var lent: [ObjectIdentifier: (worker: _WorkerProcess, detach: Set<String>)] = [:]
     private var closed = false
 
-    /// - Throws: `.invalidOption` for a worker count below 1 or an executable that is not there.
+    /// - Throws: `.invalidOption` for a worker count below 1 or an executable that is not there;
+    ///   `.executor` in a process started as a pool worker (see `workerEnvironmentVariable`).
     public init(_ options: Options = Options()) throws(DataflowError) {
+        if ProcessInfo.processInfo.environment[Self.workerEnvironmentVariable] != nil {
+            throw DataflowError(
+                .executor,
+                "this process was started as a pool worker (\(Self.workerEnvironmentVariable) is set) but runs its own main instead of "
+                    + "serving: call `Workflow.runWorkerIfRequested(...)` at the start of main, before anything else")
+        }
         guard options.workerCount >= 1 else {
             throw DataflowError(.invalidOption, "a process executor needs at least 1 worker, not \(options.workerCount)")
         }

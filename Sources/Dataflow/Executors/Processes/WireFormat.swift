@@ -168,6 +168,17 @@ extension _PoolRequest {
     }
 }
 
+/// What a pool worker writes on fd 4 first, when it starts serving: a program that never
+/// reaches the worker entry (it ran its own `main` instead) is told apart from one that crashed.
+enum _PoolHello {
+    static let message: [UInt8] = Array("dataflow-pool-worker/\(wireVersion)".utf8)
+    static var wireMessage: [UInt8] {
+        var writer = _WireWriter()
+        for byte in message { writer.u8(byte) }
+        return writer.finish()
+    }
+}
+
 /// The parent asks a pool worker to let go of a store whose run ended (its mapping would keep
 /// the segment's memory after the segment is removed). The worker replies with a `WorkerResult`
 /// (`succeeded`), so the parent knows the mapping is gone when the reply comes.

@@ -42,6 +42,8 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     private static let spinNanoseconds: UInt64 = 200_000
     private var killReason: KillReason?
     private var death: Death?
+    /// The worker said hello (`_PoolHello`): it is serving. Only the reader thread touches it.
+    private var greeted = false
     private var sequence = 0
     private var requestsClosed = false
 
@@ -107,8 +109,17 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for argument in argv { free(argument) } }
+        // The worker's environment marks it as one (see `ProcessExecutor.workerEnvironmentVariable`).
+        var environment: [UnsafeMutablePointer<CChar>?] = [strdup("\(ProcessExecutor.workerEnvironmentVariable)=1")]
+        var entry = environ
+        while let variable = entry.pointee {
+            if !String(cString: variable).hasPrefix("\(ProcessExecutor.workerEnvironmentVariable)=") { environment.append(strdup(variable)) }
+            entry += 1
+        }
+        environment.append(nil)
+        defer { for variable in environment { free(variable) } }
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, environment)
         guard status == 0 else {
             close(request[1]); close(response[0])
             throw failure("posix_spawn", status)
@@ -224,6 +235,12 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
                 let result: WorkerResult
                 do {
                     guard let message = try framer.next() else { break }
+                    if !greeted {
+                        // The first message must be the worker's hello.
+                        guard message == _PoolHello.message else { throw _WireError(description: "no hello") }
+                        greeted = true
+                        continue
+                    }
                     result = try WorkerResult(wire: message)
                 } catch {
                     // Not our protocol: something else wrote to fd 4. Stop the worker; it is reported dead.
@@ -240,6 +257,11 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
         var ended = signalNumber != 0
             ? Death(status: "killed by signal \(signalNumber) (\(Self.signalName(signalNumber)))", signal: signalNumber)
             : Death(status: "exited with status \((status >> 8) & 0xff)", signal: nil)
+        if !greeted {
+            ended.status += " before it served as a worker: the program never called `Workflow.runWorkerIfRequested(...)`."
+                + " Call it at the very start of main, after building the workflows and before parsing arguments or"
+                + " running anything (see the README, \"Worker programs\")"
+        }
         lock.withLock {
             ended.killReason = killReason
             death = ended
