@@ -20,7 +20,6 @@ import Testing
             var options = RunOptions(workdir: workdir, concurrency: 1, storeCapacityBytes: 40 << 20)
             options.memoryWaitSeconds = 5
             if let pool { options.executor = .processes(pool) }
-            let started = Date()
             let run = try await TestWorkflows.memoryPressure(inPlace: inPlace).run(options)
             let scalars = Double(4 << 20)
             #expect(try run.result(named: "ab", as: Double.self) == 3 * scalars)
@@ -28,7 +27,6 @@ import Testing
             // Something went to a spill file and came back (the parent restores what a worker spilled).
             #expect(run.spill.restoredObjectCount > 0, "nothing was restored")
             if pool == nil { #expect(run.spill.spilledObjectCount > 0, "nothing was spilled") }
-            #expect(Date().timeIntervalSince(started) < 30, "it waited for room instead of making it")
             try run.store.verifyIntegrity()
             let statistics = try run.store.statistics()
             #expect(statistics.objectCount == 2, "only the two results are left: \(statistics)")
@@ -78,9 +76,7 @@ import Testing
             }
             var options = RunOptions(workdir: workdir, concurrency: 1, storeCapacityBytes: 40 << 20)
             options.memoryWaitSeconds = 0.5
-            let started = Date()
             let error = await expectDataflowError(.taskFailed) { try await workflow.run(options) }
-            #expect(Date().timeIntervalSince(started) < 20)
             let message = error?.failures.first?.message ?? ""
             #expect(error?.failures.map(\.task) == ["all"], "\(message)")
             #expect(message.contains("does not fit") && message.contains("sealed-in-use"), "\(message)")

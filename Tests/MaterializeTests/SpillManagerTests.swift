@@ -43,6 +43,42 @@ import Testing
         }
     }
 
+    /// Every allocation asks the store's room maker (this spill manager) for room: threads that
+    /// make objects at once in a store far too small for all of them (in place, by `put`, small
+    /// and large) all succeed, the background spiller running beside them; every value can be
+    /// read back afterwards. (Under ThreadSanitizer, with `make test-tsan`.)
+    @Test func concurrentProducersInAFullStoreMakeRoomThroughTheRoomMaker() async throws {
+        try withStore(capacity: 2 << 20) { store in
+            try withTemporaryDirectory { root in
+                let spill = try SpillManager(store: store, rootDirectory: root)
+                #expect(store.hasRoomMaker)
+                spill.startBackgroundSpilling(pollInterval: 0.001)
+                defer { spill.stopBackgroundSpilling() }
+                DispatchQueue.concurrentPerform(iterations: 4) { thread in
+                    for index in 0..<6 {
+                        let id = ObjectID(deriving: "producer-\(thread)-\(index)")
+                        if index % 2 == 0 {
+                            _ = try? store.makeTensor(id, shape: [64 * 1024], of: Float.self) { out in
+                                for i in out.indices { out[i] = Float(thread * 100 + index) }
+                            }
+                        } else {
+                            _ = try? store.put(Tensor([Float](repeating: Float(thread * 100 + index), count: 64 * 1024)), id: id)
+                        }
+                        _ = try? store.put("small \(thread)-\(index)", id: ObjectID(deriving: "small-\(thread)-\(index)"))
+                    }
+                }
+                for thread in 0..<4 {
+                    for index in 0..<6 {
+                        let tensor = try spill.get(ObjectID(deriving: "producer-\(thread)-\(index)"), as: Tensor<Float>.self)
+                        #expect(tensor.count == 64 * 1024 && tensor[100] == Float(thread * 100 + index))
+                        #expect(try spill.get(ObjectID(deriving: "small-\(thread)-\(index)"), as: String.self) == "small \(thread)-\(index)")
+                    }
+                }
+                #expect(spill.spilledObjectCount > 0)
+            }
+        }
+    }
+
     @Test func objectsInUseAndPinnedObjectsAreNotSpilled() throws {
         try withStore(capacity: 4 << 20) { store in
             try withTemporaryDirectory { root in
