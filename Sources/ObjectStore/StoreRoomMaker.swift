@@ -13,10 +13,11 @@ import Synchronization
 ///   several at once.
 public protocol StoreRoomMaker: AnyObject, Sendable {
     /// Frees memory of `store` so that an object of `byteCount` payload bytes fits, if it can.
-    /// Called on the allocating thread with no store lock held; must not block waiting for
-    /// other processes or tasks to free memory (the caller decides whether to wait).
-    /// - Returns: heap bytes freed; 0 when nothing could be freed now.
-    func makeRoom(forByteCount byteCount: Int, in store: SharedObjectStore) -> Int
+    /// Called on the allocating thread with no store lock held; must not wait for other
+    /// processes or tasks to free memory (the caller decides whether to wait).
+    /// - Returns: whether the allocation is worth trying again (memory was freed, or the object
+    ///   fits now because another thread freed some); false when nothing could be freed.
+    func makeRoom(forByteCount byteCount: Int, in store: SharedObjectStore) -> Bool
 }
 
 /// The room maker a store calls (a weak reference, behind a mutex).
@@ -51,7 +52,7 @@ extension SharedObjectStore {
 
     /// Runs `allocate`; when it fails with `.outOfMemory` (and `eviction` is `.none`), asks the
     /// room maker for room for `byteCount` bytes and tries again, as long as the maker frees
-    /// something (at most 16 rounds: other threads may take what it frees).
+    /// something (at most 64 rounds: other threads may take what it frees).
     func withRoom<R>(
         forByteCount byteCount: Int, eviction: EvictionPolicy, _ allocate: () throws(ObjectStoreError) -> R
     ) throws(ObjectStoreError) -> R {
@@ -60,8 +61,8 @@ extension SharedObjectStore {
             do throws(ObjectStoreError) {
                 return try allocate()
             } catch {
-                guard error.code == .outOfMemory, eviction == .none, rounds < 16, let maker = roomMakerSlot.maker,
-                    maker.makeRoom(forByteCount: byteCount, in: self) > 0
+                guard error.code == .outOfMemory, eviction == .none, rounds < 64, let maker = roomMakerSlot.maker,
+                    maker.makeRoom(forByteCount: byteCount, in: self)
                 else { throw error }
                 rounds += 1
             }

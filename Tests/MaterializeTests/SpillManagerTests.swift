@@ -1,6 +1,7 @@
 import Foundation
 import Materialize
 import ObjectStore
+import Synchronization
 import Testing
 
 /// Spilling under memory pressure, transparent restore, orphans, waiting for room.
@@ -48,29 +49,37 @@ import Testing
     /// and large) all succeed, the background spiller running beside them; every value can be
     /// read back afterwards. (Under ThreadSanitizer, with `make test-tsan`.)
     @Test func concurrentProducersInAFullStoreMakeRoomThroughTheRoomMaker() async throws {
-        try withStore(capacity: 2 << 20) { store in
+        try withStore(capacity: 512 << 10) { store in
             try withTemporaryDirectory { root in
                 let spill = try SpillManager(store: store, rootDirectory: root)
                 #expect(store.hasRoomMaker)
                 spill.startBackgroundSpilling(pollInterval: 0.001)
                 defer { spill.stopBackgroundSpilling() }
+                let failures = Mutex<[String]>([])
                 DispatchQueue.concurrentPerform(iterations: 4) { thread in
                     for index in 0..<6 {
                         let id = ObjectID(deriving: "producer-\(thread)-\(index)")
                         if index % 2 == 0 {
-                            _ = try? store.makeTensor(id, shape: [64 * 1024], of: Float.self) { out in
-                                for i in out.indices { out[i] = Float(thread * 100 + index) }
-                            }
+                            do {
+                                _ = try store.makeTensor(id, shape: [16 * 1024], of: Float.self) { out in
+                                    out.update(repeating: Float(thread * 100 + index))
+                                }
+                            } catch { failures.withLock { $0.append("in place \(thread)-\(index): \(error)") } }
                         } else {
-                            _ = try? store.put(Tensor([Float](repeating: Float(thread * 100 + index), count: 64 * 1024)), id: id)
+                            do { _ = try store.put(Tensor([Float](repeating: Float(thread * 100 + index), count: 16 * 1024)), id: id) } catch {
+                                failures.withLock { $0.append("by value \(thread)-\(index): \(error)") }
+                            }
                         }
-                        _ = try? store.put("small \(thread)-\(index)", id: ObjectID(deriving: "small-\(thread)-\(index)"))
+                        do { _ = try store.put("small \(thread)-\(index)", id: ObjectID(deriving: "small-\(thread)-\(index)")) } catch {
+                            failures.withLock { $0.append("small \(thread)-\(index): \(error)") }
+                        }
                     }
                 }
+                #expect(failures.withLock { $0 } == [])
                 for thread in 0..<4 {
                     for index in 0..<6 {
                         let tensor = try spill.get(ObjectID(deriving: "producer-\(thread)-\(index)"), as: Tensor<Float>.self)
-                        #expect(tensor.count == 64 * 1024 && tensor[100] == Float(thread * 100 + index))
+                        #expect(tensor.count == 16 * 1024 && tensor[100] == Float(thread * 100 + index))
                         #expect(try spill.get(ObjectID(deriving: "small-\(thread)-\(index)"), as: String.self) == "small \(thread)-\(index)")
                     }
                 }

@@ -139,6 +139,7 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
     private func unclaim(_ id: ObjectID) -> Bool {
         state.condition.withLock {
             state.inFlight.remove(id)
+            state.condition.broadcast()  // a producer may wait for this spill to free memory
             return state.deletedWhileBusy.remove(id) != nil
         }
     }
@@ -513,11 +514,32 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
 
 extension SpillManager: StoreRoomMaker {
     /// The store's room maker: drops idle values that have a file and spills cold idle ones
-    /// (see `makeRoom(forByteCount:)`). Returns heap bytes freed.
-    public func makeRoom(forByteCount byteCount: Int, in store: SharedObjectStore) -> Int {
-        guard store === self.store else { return 0 }
-        return makeRoom(forByteCount: byteCount).freedBytes
+    /// (see `makeRoom(forByteCount:)`). Returns whether the allocation is worth trying again.
+    ///
+    /// When it frees nothing because the candidates are being spilled by other threads of this
+    /// process right now (producers racing for the same memory), it waits for those spills to
+    /// end (at most `inFlightSpillWaitSeconds`) and reports progress, so the allocation is tried
+    /// again rather than failed.
+    public func makeRoom(forByteCount byteCount: Int, in store: SharedObjectStore) -> Bool {
+        guard store === self.store, let candidates = try? store.evictionCandidates(toFit: byteCount) else { return false }
+        if candidates.isEmpty { return true }  // it fits now: another thread freed memory meanwhile
+        let report = spillCandidates(candidates, until: .max)
+        if report.freedBytes > 0 { return true }
+        guard report.skipped > 0 else { return false }
+        let ids = Set(candidates.map(\.id))
+        let deadline = Date().addingTimeInterval(Self.inFlightSpillWaitSeconds)
+        return state.condition.withLock {
+            var waited = false
+            while !state.inFlight.isDisjoint(with: ids) && Date() < deadline {
+                waited = true
+                _ = state.condition.wait(until: deadline)
+            }
+            return waited
+        }
     }
+
+    /// The longest a producer waits for other threads' spills of the objects it would free.
+    static let inFlightSpillWaitSeconds = 2.0
 }
 
 /// A weak reference to a manager, for its background thread.
