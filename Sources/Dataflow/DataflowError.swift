@@ -10,6 +10,7 @@ public struct DataflowError: Error, Sendable, CustomStringConvertible {
         private enum Wrapped: String, Hashable, Sendable {
             case duplicateTaskName, foreignInput, cycle, resourcesExceedExecutor, invalidOption
             case taskFailed, runCancelled, unknownTask, notARequestedResult, runDirectory, store, executor
+            case unknownExecutor, policyConflict
         }
         private let wrapped: Wrapped
         private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
@@ -27,6 +28,11 @@ public struct DataflowError: Error, Sendable, CustomStringConvertible {
         public static let invalidOption = Code(.invalidOption)
         /// An executor could not do its part (e.g. a worker process could not be started).
         public static let executor = Code(.executor)
+        /// A task names an executor the run does not declare.
+        public static let unknownExecutor = Code(.unknownExecutor)
+        /// A value's policy cannot hold on an edge of the plan (e.g. `never` across executors
+        /// that do not share the run's store).
+        public static let policyConflict = Code(.policyConflict)
         /// One or more tasks failed for good (`failures` lists every one).
         public static let taskFailed = Code(.taskFailed)
         /// The run was cancelled.

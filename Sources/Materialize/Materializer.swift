@@ -39,8 +39,10 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
     public let spill: SpillManager
     public let runDirectory: String
     public var store: SharedObjectStore { spill.store }
-    public var valuesDirectory: String { "\(runDirectory)/values" }
-    public var exchangeDirectory: String { "\(runDirectory)/exchange" }
+    /// Where kept values go (`<run directory>/values` unless the caller's layout says otherwise).
+    public let valuesDirectory: String
+    /// Where values for consumers that read files go (`<run directory>/exchange` by default).
+    public let exchangeDirectory: String
 
     private struct Value {
         var record: ValueRecord
@@ -86,10 +88,12 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
     private var values = Table()
 
     /// - Throws: `.ioFailed` naming a directory that cannot be created.
-    public init(spill: SpillManager, runDirectory: String) throws(MaterializeError) {
+    public init(spill: SpillManager, runDirectory: String, valuesDirectory: String? = nil, exchangeDirectory: String? = nil) throws(MaterializeError) {
         self.spill = spill
         self.runDirectory = runDirectory
-        for directory in [runDirectory, valuesDirectory, exchangeDirectory] {
+        self.valuesDirectory = valuesDirectory ?? "\(runDirectory)/values"
+        self.exchangeDirectory = exchangeDirectory ?? "\(runDirectory)/exchange"
+        for directory in [runDirectory, self.valuesDirectory, self.exchangeDirectory] {
             try SpillFile.check(_FileSyscall.makeDirectory(directory), "mkdir", directory, "creating run directory")
         }
     }

@@ -28,7 +28,7 @@ import Testing
             let pool = try makeExecutor(workers: 2)
             defer { pool.shutdown() }
             var results: [String: (sum: Double, add: Int, double: [Float], hello: String)] = [:]
-            for (name, executor) in [("local", Executor.local), ("processes", Executor.processes(pool))] {
+            for (name, executor) in [("local", LocalExecutor() as any Executor), ("processes", pool)] {
                 let workflow = TestWorkflows.poolCompare()
                 var options = RunOptions(workdir: directory, storeCapacityBytes: 64 << 20)
                 options.executor = executor

@@ -71,7 +71,7 @@ import Testing
                 Issue.record("expected a file output, got \(String(describing: result))")
                 return
             }
-            #expect(path == "\(directory)/exchange/add.1.dfspill")
+            #expect(path == "\(directory)/exchange/add.1.out.dfspill")
             let restored = try SpillFile.restore(from: path, into: scratch)
             #expect(try restored.decode(as: Int.self) == 82)
         }

@@ -7,17 +7,17 @@ import ObjectStore
 struct _AttemptReport: @unchecked Sendable {  // the handle is passed from the attempt to the scheduler once
     let index: Int
     let attempt: Int
-    let outcome: AttemptOutcome
-    let output: _AttemptOutput?
-    let message: String?
+    var outcome: AttemptOutcome
+    var output: _AttemptOutput?
+    var message: String?
     let start: Date
-    let end: Date
-    let bytesIn: Int
-    let logPath: String
+    var end: Date
+    var bytesIn: Int
+    var logPath: String
     /// The attempt wrote to its log file (so it exists).
-    let logWritten: Bool
-    /// The executor that ran it, as the run log names it.
-    var executor = "local"
+    var logWritten: Bool
+    /// Why it ended, as far as the executor tells (exit status, signal, engine state, node).
+    var cause = AttemptCause()
     /// Its task's resources were reserved for it (not riding on another's in a batch).
     var holdsResources = true
 }
@@ -53,28 +53,23 @@ final class _RunEnvironment: Sendable {
     let store: SharedObjectStore
     let spill: SpillManager
     let materializer: Materializer
-    let runDirectory: String
-    let logsDirectory: String
+    let runDirectory: RunDirectory
     let workflowName: String
     /// The policy of outputs whose task sets none.
     let defaultPolicy: MaterializationPolicy
-    let executor: Executor
     /// `RunOptions.memoryWaitSeconds`.
     let memoryWaitSeconds: Double
 
     init(nodes: [_TaskNode], runID: String, store: SharedObjectStore, spill: SpillManager, materializer: Materializer,
-         runDirectory: String, logsDirectory: String, workflowName: String, defaultPolicy: MaterializationPolicy, executor: Executor,
-         memoryWaitSeconds: Double) {
+         runDirectory: RunDirectory, workflowName: String, defaultPolicy: MaterializationPolicy, memoryWaitSeconds: Double) {
         self.nodes = nodes
         self.runID = runID
         self.store = store
         self.spill = spill
         self.materializer = materializer
         self.runDirectory = runDirectory
-        self.logsDirectory = logsDirectory
         self.workflowName = workflowName
         self.defaultPolicy = defaultPolicy
-        self.executor = executor
         self.memoryWaitSeconds = memoryWaitSeconds
     }
 }
@@ -94,28 +89,57 @@ struct _AttemptContext: Sendable {
     var store: SharedObjectStore { environment.store }
     var spill: SpillManager { environment.spill }
     var materializer: Materializer { environment.materializer }
-    var runDirectory: String { environment.runDirectory }
-    var logsDirectory: String { environment.logsDirectory }
+    var runDirectory: RunDirectory { environment.runDirectory }
     var workflowName: String { environment.workflowName }
-    var executor: Executor { environment.executor }
 
     /// The report of an attempt that never started because the run was cancelled.
     func cancelledReport() -> _AttemptReport {
         let now = Date()
-        var report = _AttemptReport(
+        return _AttemptReport(
             index: index, attempt: attempt, outcome: .cancelled, output: nil, message: "run cancelled", start: now, end: now,
             bytesIn: 0, logPath: "", logWritten: false)
-        report.executor = executor.name
-        return report
     }
 
-    /// Runs the attempt on its executor. Shell tasks start from this process whatever the
-    /// executor (the command is a process of its own anyway).
-    func run() async -> _AttemptReport {
-        if case .processes(let pool) = executor, !node.isShell {
-            return await runOnWorker(pool)
+    /// A report of this attempt ending now (started now too: for endings an executor makes).
+    /// The log file counts if it exists.
+    func report(_ outcome: AttemptOutcome, _ output: _AttemptOutput?, _ message: String?, bytesIn: Int = 0) -> _AttemptReport {
+        let logPath = runDirectory.attemptLogPath(task: node.name, attempt: attempt)
+        let written = FileManager.default.fileExists(atPath: logPath)
+        return _AttemptReport(
+            index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: Date(), end: Date(),
+            bytesIn: bytesIn, logPath: written ? logPath : "", logWritten: written)
+    }
+
+    /// The ending a worker's attempt record says: its output found in the store by descriptor
+    /// (restored if spilled meanwhile), or restored from the file a worker without the store
+    /// wrote.
+    func ending(from record: WorkerResult) async -> AttemptEnding {
+        guard record.outcome == .succeeded else {
+            return AttemptEnding(report(record.outcome, nil, record.message ?? "the worker reported \(record.outcome)", bytesIn: record.bytesIn))
         }
-        return await runHere()
+        switch record.output {
+        case .object(let descriptor)?:
+            do {
+                let handle: ObjectHandle
+                do { handle = try store.get(descriptor) } catch {
+                    handle = try await spill.get(descriptor.id, waitingForRoomUpTo: environment.memoryWaitSeconds)
+                }
+                return AttemptEnding(report(.succeeded, _AttemptOutput(handle), nil, bytesIn: record.bytesIn))
+            } catch {
+                return AttemptEnding(report(.error, nil, "reading the worker's output \(descriptor.id): \(error)", bytesIn: record.bytesIn))
+            }
+        case .file(let path)?:
+            let outputID = _attemptOutputID(runID: runID, taskName: node.name, attempt: attempt)
+            do {
+                let handle = try SpillFile.restore(from: path, into: store, as: outputID)
+                try? FileManager.default.removeItem(atPath: path)
+                return AttemptEnding(report(.succeeded, _AttemptOutput(handle), nil, bytesIn: record.bytesIn))
+            } catch {
+                return AttemptEnding(report(.error, nil, "reading the worker's output file '\(path)': \(error)", bytesIn: record.bytesIn))
+            }
+        case nil:
+            return AttemptEnding(report(.error, nil, "the worker succeeded but named no output", bytesIn: record.bytesIn))
+        }
     }
 
     /// Handles on the attempt's inputs, restored from spill files if they were spilled (waiting
@@ -132,9 +156,7 @@ struct _AttemptContext: Sendable {
     func runHere() async -> _AttemptReport {
         let start = Date()
         let node = self.node
-        let store = self.store
-        let spill = self.spill
-        let sink = _LogSink(directory: logsDirectory, taskName: node.name, attempt: attempt)
+        let sink = _LogSink(directory: runDirectory.logsDirectory, taskName: node.name, attempt: attempt)
         func report(_ outcome: AttemptOutcome, _ output: _AttemptOutput? = nil, _ message: String? = nil, bytesIn: Int = 0) -> _AttemptReport {
             // A shell command writes its log itself; a function task only through the sink.
             let written = sink.wroteAnything || (node.isShell && FileManager.default.fileExists(atPath: sink.path))
@@ -162,36 +184,50 @@ struct _AttemptContext: Sendable {
             ? TaskContext(
                 taskName: node.name, attempt: attempt, runID: runID, store: store, logSink: sink, outputID: outputID,
                 timeoutSeconds: node.options.timeoutSeconds, inputFiles: inputFiles,
-                attemptDirectory: "\(runDirectory)/shell/\(RunLog.safeFileName(node.name)).\(attempt)", logPath: sink.path)
+                attemptDirectory: runDirectory.shellAttemptDirectory(task: node.name, attempt: attempt), logPath: sink.path)
             : TaskContext(
                 taskName: node.name, attempt: attempt, runID: runID, store: store, logSink: sink, outputID: outputID,
                 timeoutSeconds: node.options.timeoutSeconds)
-        do {
-            let inputHandles = handles
-            handles = []
-            let output: _TaskOutput
-            if let timeout = node.options.timeoutSeconds {
-                output = try await _withTimeout(timeout) {
-                    try await TaskContext.$current.withValue(context) { try await node.run(inputHandles, context) }
-                }
-            } else {  // no closure to allocate, no task group: the common, trivial case
-                output = try await TaskContext.$current.withValue(context) { try await node.run(inputHandles, context) }
-            }
-            if let existing = output.existingHandle(in: store) {
-                return report(.succeeded, _AttemptOutput(existing), nil, bytesIn: bytesIn)
-            }
-            // A `never` value stays held until it is pinned; any other may go in unheld.
-            let holding = (node.options.policy ?? environment.defaultPolicy) == .never
-            let stored = try await _putOutput(
-                output.value, id: outputID, store: store, spill: spill, waitingForRoomUpTo: environment.memoryWaitSeconds,
-                holdingSmallValues: holding)
-            return report(.succeeded, stored, nil, bytesIn: bytesIn)
-        } catch {
-            let (outcome, message) = _classifyAttemptError(error, timeoutSeconds: node.options.timeoutSeconds, logger: context.logger)
-            return report(outcome, nil, message, bytesIn: bytesIn)
-        }
+        // A `never` value stays held until it is pinned; any other may go in unheld.
+        let holding = (node.options.policy ?? environment.defaultPolicy) == .never
+        let inputHandles = handles
+        handles = []
+        let (outcome, output, message) = await _runTaskBody(
+            node, inputs: inputHandles, context: context, spill: spill, memoryWaitSeconds: environment.memoryWaitSeconds,
+            holdingSmallValues: holding)
+        return report(outcome, output, message, bytesIn: bytesIn)
     }
+}
 
+/// The one attempt runner's core, wherever the attempt runs (a lane of this process, a pool
+/// worker, a one-shot worker): calls the task body with its inputs and its timeout, puts its
+/// value into the store (unless the body made it there in place), and classifies how it ended.
+/// `spill` (if any) makes the output wait for room without blocking a thread.
+func _runTaskBody(
+    _ node: _TaskNode, inputs: [ObjectHandle], context: TaskContext, spill: SpillManager?, memoryWaitSeconds: Double,
+    holdingSmallValues: Bool
+) async -> (AttemptOutcome, _AttemptOutput?, String?) {
+    let store = context.store
+    do {
+        let output: _TaskOutput
+        if let timeout = node.options.timeoutSeconds {
+            output = try await _withTimeout(timeout) {
+                try await TaskContext.$current.withValue(context) { try await node.run(inputs, context) }
+            }
+        } else {  // no closure to allocate, no task group: the common, trivial case
+            output = try await TaskContext.$current.withValue(context) { try await node.run(inputs, context) }
+        }
+        if let existing = output.existingHandle(in: store) {
+            return (.succeeded, _AttemptOutput(existing), nil)
+        }
+        let stored = try await _putOutput(
+            output.value, id: context.outputID, store: store, spill: spill, waitingForRoomUpTo: memoryWaitSeconds,
+            holdingSmallValues: holdingSmallValues)
+        return (.succeeded, stored, nil)
+    } catch {
+        let (outcome, message) = _classifyAttemptError(error, timeoutSeconds: node.options.timeoutSeconds, logger: context.logger)
+        return (outcome, nil, message)
+    }
 }
 
 /// The id of an attempt's output: `ObjectID(deriving: "<run id>/<task>/<attempt>")`, the same in

@@ -42,9 +42,18 @@ public struct RunOptions: Sendable {
     /// The default of `memoryWaitSeconds`.
     public static let defaultMemoryWaitSeconds = 60.0
 
-    /// Where tasks run: `.local` (threads of this process, the default) or `.processes(pool)`
-    /// (warm worker processes sharing the store; shell tasks still start from this process).
-    public var executor: Executor = .local
+    /// Where tasks run by default: `.local` (threads of this process, the default),
+    /// `.processes(pool)` (warm worker processes sharing the store; shell tasks still start from
+    /// this process), or any `Executor`. The run log names it by its kind (`local`), or by its
+    /// key if it is also one of `executors` (`default` if its kind is another executor's name).
+    public var executor: any Executor = .local
+    /// Executors a task can choose by name (`TaskOptions.executor`) or by label
+    /// (`executorForLabel`). A task that chooses none runs on `executor`.
+    public var executors: [String: any Executor] = [:]
+    /// Executor names by task label: a task with label `L` (`TaskOptions.labels`) runs on
+    /// `executors[executorForLabel[L]]`, unless it names an executor itself (its first label
+    /// found here wins).
+    public var executorForLabel: [String: String] = [:]
 
     /// When to show the progress line.
     public enum ProgressMode: String, Sendable {
@@ -61,8 +70,10 @@ public struct RunOptions: Sendable {
         workdir: String? = nil, runID: String? = nil,
         concurrency: Int = ProcessInfo.processInfo.activeProcessorCount, capacity: Resources? = nil,
         onFailure: FailureMode = .stopScheduling, store: SharedObjectStore? = nil, storeCapacityBytes: Int = 1 << 30,
-        results: [String]? = nil, watermarks: SpillManager.Watermarks = .init(), executor: Executor = .local
+        results: [String]? = nil, watermarks: SpillManager.Watermarks = .init(), executor: any Executor = .local,
+        executors: [String: any Executor] = [:]
     ) {
+        self.executors = executors
         self.executor = executor
         self.workdir = workdir ?? Self.defaultWorkdir()
         self.runID = runID
@@ -136,30 +147,6 @@ public struct RunOptions: Sendable {
         formatter.timeZone = TimeZone(identifier: "UTC")
         let safe = String(workflow.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "-" }.prefix(60))
         return "\(safe.isEmpty ? "run" : safe)-\(formatter.string(from: Date()))-\(ObjectID.random().description.prefix(4))"
-    }
-}
-
-/// Where a run's tasks run.
-public enum Executor: Sendable {
-    /// Call-mode functions on threads of this process.
-    case local
-    /// A pool of warm worker processes attached to the run's store (see `ProcessExecutor`).
-    case processes(ProcessExecutor)
-
-    /// The name the run log records.
-    var name: String {
-        switch self {
-        case .local: "local"
-        case .processes: "processes"
-        }
-    }
-
-    /// A run on `store` ended: the executor lets go of what it holds of it (workers' mappings).
-    func runEnded(store: SharedObjectStore) async {
-        switch self {
-        case .local: return
-        case .processes(let pool): await pool.detachWorkers(fromStore: store.name)
-        }
     }
 }
 

@@ -18,7 +18,8 @@ extension Workflow {
     ///   infrastructure failures.
     public func run(_ options: RunOptions = RunOptions()) async throws(DataflowError) -> WorkflowRun {
         try options.validate()
-        try validate(capacity: options.capacity)
+        try validateGraph()
+        let plan = try _ExecutorPlan(workflow: self, options: options)
         // By task index: the caller asked for this task's result (default: every leaf).
         var isRequested = [Bool](repeating: false, count: nodes.count)
         if let names = options.results {
@@ -48,13 +49,16 @@ extension Workflow {
             throw failure
         }
         defer { if ownsStore { try? SharedObjectStore.remove(named: store.name) } }
-        let directory = "\(options.workdir)/runs/\(runID)"
-        let log = try RunLog(directory: directory)  // creates <workdir>/runs/<run id>/ first
+        let runDirectory = RunDirectory(workdir: options.workdir, runID: runID)
+        let directory = runDirectory.path
+        let log = try RunLog(runDirectory)  // creates <workdir>/runs/<run id>/ first
         let spill: SpillManager
         let materializer: Materializer
         do {
-            spill = try SpillManager(store: store, rootDirectory: "\(options.workdir)/spill", watermarks: options.watermarks)
-            materializer = try Materializer(spill: spill, runDirectory: directory)
+            spill = try SpillManager(store: store, rootDirectory: RunDirectory.spillRoot(workdir: options.workdir), watermarks: options.watermarks)
+            materializer = try Materializer(
+                spill: spill, runDirectory: directory, valuesDirectory: runDirectory.valuesDirectory,
+                exchangeDirectory: runDirectory.exchangeDirectory)
         } catch {
             var failure = DataflowError(.runDirectory, "cannot prepare run directory '\(directory)': \(error.message)")
             failure.underlying = error
@@ -62,12 +66,26 @@ extension Workflow {
         }
         spill.startBackgroundSpilling()
         defer { spill.stopBackgroundSpilling() }
+        // Each executor the run uses hears that it starts, and that it ended (then, if the
+        // store ends with the run, no worker may keep its memory mapped).
+        var started: [_ExecutorPlan.Entry] = []
+        func executorRun(_ entry: _ExecutorPlan.Entry) -> ExecutorRun {
+            ExecutorRun(runID: runID, directory: runDirectory, store: store, storeEndsWithRun: ownsStore, executorName: entry.name)
+        }
+        for entry in plan.entries {
+            do {
+                try await entry.executor.runStarted(executorRun(entry))
+                started.append(entry)
+            } catch {
+                for earlier in started { await earlier.executor.runEnded(executorRun(earlier)) }
+                throw error
+            }
+        }
         let scheduler = _Scheduler(
-            workflow: self, options: options, runID: runID, isRequested: isRequested, store: store,
+            workflow: self, options: options, plan: plan, runID: runID, isRequested: isRequested, store: store,
             spill: spill, materializer: materializer, log: log)
         let outcome = await scheduler.execute()
-        // The embedded store is removed below: no worker may keep its memory mapped.
-        if ownsStore { await options.executor.runEnded(store: store) }
+        for entry in plan.entries { await entry.executor.runEnded(executorRun(entry)) }
         let run = WorkflowRun(
             runID: runID, directory: directory, store: store, spill: spill, ownsStore: ownsStore,
             results: scheduler.results(), materializer: materializer, failures: scheduler.failures)
@@ -128,6 +146,14 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     let spill: SpillManager
     let materializer: Materializer
     let log: RunLog
+    /// Each task's executor, and what each executor can do. Immutable.
+    private let plan: _ExecutorPlan
+    /// By task index: the index of its executor in `plan.entries` (a copy, read per launch).
+    private let executorOfTask: [Int]
+    /// By executor: the most attempts in flight at once. Immutable.
+    private let executorLimits: [Int]
+    /// By executor: attempts in flight now (riders of a batch not counted).
+    private var executorInFlight: [Int]
     /// Dependents of each task (data and ordering edges). Immutable.
     private let dependents: [[Int]]
     /// How many tasks read each task's output. Immutable.
@@ -167,8 +193,12 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     /// What every attempt shares.
     private let environment: _RunEnvironment
 
-    init(workflow: Workflow, options: RunOptions, runID: String, isRequested: [Bool], store: SharedObjectStore,
+    init(workflow: Workflow, options: RunOptions, plan: _ExecutorPlan, runID: String, isRequested: [Bool], store: SharedObjectStore,
          spill: SpillManager, materializer: Materializer, log: RunLog) {
+        self.plan = plan
+        self.executorOfTask = plan.executorOfTask
+        self.executorLimits = plan.entries.map(\.limit)
+        self.executorInFlight = [Int](repeating: 0, count: plan.entries.count)
         self.workflow = workflow
         self.nodes = workflow.nodes
         self.options = options
@@ -180,8 +210,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         self.log = log
         self.environment = _RunEnvironment(
             nodes: workflow.nodes, runID: runID, store: store, spill: spill, materializer: materializer,
-            runDirectory: log.directory, logsDirectory: log.logsDirectory, workflowName: workflow.name,
-            defaultPolicy: workflow.defaultPolicy, executor: options.executor, memoryWaitSeconds: options.memoryWaitSeconds)
+            runDirectory: log.runDirectory, workflowName: workflow.name,
+            defaultPolicy: workflow.defaultPolicy, memoryWaitSeconds: options.memoryWaitSeconds)
         self.progress = _ProgressLine(runID: runID, taskCount: workflow.nodes.count, mode: options.progress, writer: options.progressWriter)
         let count = workflow.nodes.count
         var dependents = [[Int]](repeating: [], count: count)
@@ -219,11 +249,13 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     func execute() async -> DataflowError? {
         var started = RunLogEvent(kind: .runStarted, runID: runID)
         started.taskCount = nodes.count
-        started.message = "workflow '\(workflow.name)', store '\(store.name)', concurrency \(options.concurrency), capacity \(options.capacity)"
+        let executorList = plan.entries.map { "\($0.name) (\($0.executor.kind), up to \($0.limit) at once)" }.joined(separator: ", ")
+        started.message = "workflow '\(workflow.name)', store '\(store.name)', concurrency \(options.concurrency), capacity \(options.capacity), executors \(executorList)"
         log.append(started)
 
-        var laneCount = max(1, min(options.concurrency, nodes.count))
-        if case .processes(let pool) = options.executor { laneCount = min(laneCount, pool.options.workerCount) }
+        // As many lanes as attempts may be in flight at once, over every executor the run uses.
+        let inFlightLimit = plan.entries.reduce(0) { $0 + $1.limit }
+        let laneCount = max(1, min(inFlightLimit, nodes.count))
         lock.withLock { self.laneCount = laneCount }
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
@@ -297,7 +329,10 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
                 let started = DispatchTime.now().uptimeNanoseconds
                 for context in contexts {
                     // Cancelled while the batch ran: the rest do not start.
-                    var report = Task.isCancelled ? context.cancelledReport() : await context.run()
+                    let entry = plan.entries[executorOfTask[context.index]]
+                    var report = Task.isCancelled
+                        ? context.cancelledReport()
+                        : await entry.executor.run(AttemptLaunch(context, reachesStore: entry.capabilities.reachesStore)).report
                     report.holdsResources = context.holdsResources
                     finishedAttempts.append((report, registerOutput(report)))
                 }
@@ -319,11 +354,14 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         }
         if let first = takeLaunchable() {
             var contexts = [start(first, reservingResources: true)]
-            // Riders: the next ready tasks that declare the same resources run after it on this
-            // lane, one at a time, under its reservation.
+            // Riders: the next ready tasks that declare the same resources and executor run after
+            // it on this lane, one at a time, under its reservation.
             let resources = nodes[first].options.resources
+            let executor = executorOfTask[first]
             let share = min(batch, max(1, (ready.count - readyHead) / laneCount))
-            while contexts.count < share, readyHead < ready.count, nodes[ready[readyHead]].options.resources == resources {
+            while contexts.count < share, readyHead < ready.count, executorOfTask[ready[readyHead]] == executor,
+                nodes[ready[readyHead]].options.resources == resources
+            {
                 contexts.append(start(takeAt(readyHead), reservingResources: false))
             }
             return .run(contexts)
@@ -377,8 +415,12 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     /// not fit waits; later tasks that fit may pass it (at most 64 are looked at).
     private func launchablePosition() -> Int? {
         guard readyHead < ready.count else { return nil }
-        for position in readyHead..<min(ready.count, readyHead + 64) where nodes[ready[position]].options.resources.fits(within: available) {
-            return position
+        for position in readyHead..<min(ready.count, readyHead + 64) {
+            let task = ready[position]
+            let executor = executorOfTask[task]
+            if executorInFlight[executor] < executorLimits[executor] && nodes[task].options.resources.fits(within: available) {
+                return position
+            }
         }
         return nil
     }
@@ -406,7 +448,10 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         let node = nodes[index]
         state[index] = .running
         running += 1
-        if reservingResources { available = available - node.options.resources }
+        if reservingResources {
+            available = available - node.options.resources
+            executorInFlight[executorOfTask[index]] += 1
+        }
         attempts[index] += 1
         let attempt = attempts[index]
         let inputs = node.inputs.isEmpty ? [] : node.inputs.map { outputs[$0]! }
@@ -423,7 +468,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         guard report.outcome == .succeeded, let output = report.output else { return nil }
         let index = report.index
         let facts = ValueFacts(
-            isLeaf: dataConsumers[index] == 0, consumerNeedsFile: readByShell[index], everyConsumerReachesStore: true,
+            isLeaf: dataConsumers[index] == 0, consumerNeedsFile: readByShell[index],
+            everyConsumerReachesStore: plan.everyConsumerReachesStore[index],
             remainingConsumers: dataConsumers[index], isRequestedResult: isRequested[index])
         let name = nodes[index].name
         let policy = nodes[index].options.policy ?? workflow.defaultPolicy
@@ -442,10 +488,17 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         let index = report.index
         let node = nodes[index]
         running -= 1
-        if report.holdsResources { available = available + node.options.resources }
+        if report.holdsResources {
+            available = available + node.options.resources
+            executorInFlight[executorOfTask[index]] -= 1
+        }
         var event = RunLogEvent(kind: .attempt, runID: runID, time: report.end)  // recorded as it ended
         event.task = node.name
-        event.executor = report.executor
+        event.executor = plan.entries[executorOfTask[index]].name
+        event.node = report.cause.node
+        event.exitStatus = report.cause.exitStatus.map(Int.init)
+        event.signal = report.cause.signal.map(Int.init)
+        event.engineState = report.cause.engineState
         event.attempt = report.attempt
         event.start = report.start
         event.end = report.end

@@ -33,8 +33,12 @@ public struct WorkerSpec: Codable, Sendable, Equatable {
     public var inputs: [Input]
     /// The run directory (attempt logs, output files of workers without the store).
     public var runDirectory: String
-    /// Where the worker writes its `WorkerResult` as JSON.
+    /// Where the worker writes its `WorkerResult` as JSON (its attempt record, written last).
     public var resultPath: String
+    /// Seconds the task may run; the worker enforces it (nil: no limit).
+    public var timeoutSeconds: Double?
+    /// How long the output, or a spilled input, may wait for room in the store (nil: the default).
+    public var memoryWaitSeconds: Double?
 
     public init(runID: String, taskName: String, attempt: Int, storeName: String?, inputs: [Input], runDirectory: String, resultPath: String) {
         self.runID = runID
@@ -116,9 +120,7 @@ extension Workflow {
         }
         guard let workflow = spec.workflow.flatMap(building) ?? fallback(spec) else {
             let result = WorkerResult(outcome: .error, output: nil, message: "no workflow of this program has task '\(spec.taskName)'", bytesIn: 0)
-            if let data = try? JSONEncoder().encode(result) {
-                _ = FileManager.default.createFile(atPath: spec.resultPath, contents: data, attributes: [.posixPermissions: 0o600])
-            }
+            _writeAttemptRecord(result, to: spec.resultPath)
             exit(1)
         }
         let result = await workflow.runWorker(spec)
@@ -136,18 +138,14 @@ extension Workflow {
     @discardableResult
     public func runWorker(_ spec: WorkerSpec) async -> WorkerResult {
         let result = await executeWorker(spec)
-        if let data = try? JSONEncoder().encode(result) {
-            _ = FileManager.default.createFile(atPath: spec.resultPath, contents: data, attributes: [.posixPermissions: 0o600])
-        }
+        _writeAttemptRecord(result, to: spec.resultPath)
         return result
     }
 
     /// Runs the task `spec` names. `attached`: a store (and its spill manager) the worker keeps
     /// between tasks; otherwise it attaches to `spec.storeName` (or makes a private store).
-    func executeWorker(
-        _ spec: WorkerSpec, attached: (store: SharedObjectStore, spill: SpillManager?)? = nil,
-        memoryWaitSeconds: Double = RunOptions.defaultMemoryWaitSeconds
-    ) async -> WorkerResult {
+    func executeWorker(_ spec: WorkerSpec, attached: (store: SharedObjectStore, spill: SpillManager?)? = nil) async -> WorkerResult {
+        let memoryWaitSeconds = spec.memoryWaitSeconds ?? RunOptions.defaultMemoryWaitSeconds
         func failure(_ outcome: AttemptOutcome, _ message: String) -> WorkerResult {
             WorkerResult(outcome: outcome, output: nil, message: message, bytesIn: 0)
         }
@@ -206,36 +204,45 @@ extension Workflow {
             }
         }
         let bytesIn = handles.reduce(0) { $0 + $1.byteCount }
+        let runDirectory = RunDirectory(path: spec.runDirectory)
         if attached == nil {  // a pool worker made it when it opened the log file
-            try? FileManager.default.createDirectory(atPath: "\(spec.runDirectory)/logs", withIntermediateDirectories: true)
+            try? FileManager.default.createDirectory(atPath: runDirectory.logsDirectory, withIntermediateDirectories: true)
         }
-        let sink = _LogSink(directory: "\(spec.runDirectory)/logs", taskName: spec.taskName, attempt: spec.attempt)
+        let sink = _LogSink(directory: runDirectory.logsDirectory, taskName: spec.taskName, attempt: spec.attempt)
         let outputID = _attemptOutputID(runID: spec.runID, taskName: node.name, attempt: spec.attempt)
-        let context = TaskContext(taskName: node.name, attempt: spec.attempt, runID: spec.runID, store: store, logSink: sink, outputID: outputID)
-        let logger = context.logger
-        do {
-            let inputs = handles
-            handles = []
-            let output = try await TaskContext.$current.withValue(context) { try await node.run(inputs, context) }
-            let spill = attached?.store === store ? attached?.spill : nil
-            // Held: the parent takes its own reference from the descriptor before this one goes.
-            let handle: ObjectHandle
-            if let existing = output.existingHandle(in: store) {
-                handle = existing
-            } else {
-                handle = try await _putOutput(output.value, id: outputID, store: store, spill: spill, waitingForRoomUpTo: memoryWaitSeconds).handle!
-            }
-            if privateStoreName == nil {
-                return WorkerResult(outcome: .succeeded, output: .object(handle.descriptor), message: nil, bytesIn: bytesIn)
-            }
-            // No shared store: the output goes to the run directory as a spill file.
-            let path = "\(spec.runDirectory)/exchange/\(RunLog.safeFileName(node.name)).\(spec.attempt).dfspill"
-            try? FileManager.default.createDirectory(atPath: "\(spec.runDirectory)/exchange", withIntermediateDirectories: true)
-            try SpillFile.write(handle, to: path)
-            return WorkerResult(outcome: .succeeded, output: .file(path), message: nil, bytesIn: bytesIn)
-        } catch {
-            let (outcome, message) = _classifyAttemptError(error, timeoutSeconds: node.options.timeoutSeconds, logger: logger)
+        let context = TaskContext(
+            taskName: node.name, attempt: spec.attempt, runID: spec.runID, store: store, logSink: sink, outputID: outputID,
+            timeoutSeconds: node.options.timeoutSeconds)
+        let inputs = handles
+        handles = []
+        // The same runner as the local executor's: the task's timeout holds here too.
+        // Held: the parent takes its own reference from the descriptor before this one goes.
+        let (outcome, output, message) = await _runTaskBody(
+            node, inputs: inputs, context: context, spill: attached?.store === store ? attached?.spill : nil,
+            memoryWaitSeconds: memoryWaitSeconds, holdingSmallValues: true)
+        guard outcome == .succeeded, let handle = output?.handle else {
             return WorkerResult(outcome: outcome, output: nil, message: message, bytesIn: bytesIn)
         }
+        if privateStoreName == nil {
+            return WorkerResult(outcome: .succeeded, output: .object(handle.descriptor), message: nil, bytesIn: bytesIn)
+        }
+        // No shared store: the output goes to the run directory as a spill file.
+        let path = runDirectory.exchangeOutputPath(task: node.name, attempt: spec.attempt)
+        do {
+            try? FileManager.default.createDirectory(atPath: runDirectory.exchangeDirectory, withIntermediateDirectories: true)
+            try SpillFile.write(handle, to: path)
+        } catch {
+            return WorkerResult(outcome: .error, output: nil, message: "writing the output file '\(path)': \(error.message)", bytesIn: bytesIn)
+        }
+        return WorkerResult(outcome: .succeeded, output: .file(path), message: nil, bytesIn: bytesIn)
     }
+}
+
+/// Writes a worker's attempt record: to a temporary name, then renamed into place, so a reader
+/// sees a whole record or none (the record is written last, after the output).
+func _writeAttemptRecord(_ result: WorkerResult, to path: String) {
+    guard !path.isEmpty, let data = try? JSONEncoder().encode(result) else { return }
+    let temporary = "\(path).tmp-\(getpid())"
+    guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else { return }
+    if rename(temporary, path) != 0 { unlink(temporary) }
 }

@@ -19,27 +19,30 @@ public final class RunLog: @unchecked Sendable {  // all mutable state is in `wr
     public let directory: String
     public let logPath: String
     public let logsDirectory: String
+    /// The run directory's layout.
+    public let runDirectory: RunDirectory
 
     private let writer: _RunLogWriter
 
     /// A run log in `directory`, for tools and tests that write one outside a run.
     public convenience init(testingDirectory directory: String) throws(DataflowError) {
-        try self.init(directory: directory)
+        try self.init(RunDirectory(path: directory))
     }
 
-    init(directory: String) throws(DataflowError) {
-        self.directory = directory
-        self.logPath = "\(directory)/run.jsonl"
-        self.logsDirectory = "\(directory)/logs"
+    /// Creates the run directory (see `RunDirectory.create`) and its run log.
+    init(_ runDirectory: RunDirectory) throws(DataflowError) {
+        self.runDirectory = runDirectory
+        self.directory = runDirectory.path
+        self.logPath = runDirectory.logPath
+        self.logsDirectory = runDirectory.logsDirectory
+        let directory = runDirectory.path
+        try runDirectory.create()
         let file: FileHandle
         do {
-            for path in [directory, "\(directory)/logs"] {
-                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            guard FileManager.default.createFile(atPath: runDirectory.logPath, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                throw DataflowError(.runDirectory, "cannot create run log '\(runDirectory.logPath)'")
             }
-            guard FileManager.default.createFile(atPath: "\(directory)/run.jsonl", contents: nil, attributes: [.posixPermissions: 0o600]) else {
-                throw DataflowError(.runDirectory, "cannot create run log '\(directory)/run.jsonl'")
-            }
-            file = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/run.jsonl"))
+            file = try FileHandle(forWritingTo: URL(fileURLWithPath: runDirectory.logPath))
         } catch let error as DataflowError {
             throw error
         } catch {
@@ -77,7 +80,7 @@ public final class RunLog: @unchecked Sendable {  // all mutable state is in `wr
 
     /// The path of an attempt's log file.
     func attemptLogPath(task: String, attempt: Int) -> String {
-        "\(logsDirectory)/\(RunLog.safeFileName(task)).\(attempt).log"
+        runDirectory.attemptLogPath(task: task, attempt: attempt)
     }
 
     /// `name` as a file-name stem: letters, digits and `-_.[]` kept, anything else `_`, at most
@@ -121,7 +124,15 @@ public struct RunLogEvent: Codable, Sendable, Equatable {
     public var runID: String
     /// For attempts and values.
     public var task: String?
+    /// The executor's name in the run (`default`, or its key in `RunOptions.executors`).
     public var executor: String?
+    /// Where the attempt ran (a host name), when the executor says.
+    public var node: String?
+    /// The worker's exit status or the signal that ended it, when the executor says.
+    public var exitStatus: Int?
+    public var signal: Int?
+    /// The engine's final state (e.g. a batch system's job state), when the executor says.
+    public var engineState: String?
     public var attempt: Int?
     public var start: Date?
     public var end: Date?

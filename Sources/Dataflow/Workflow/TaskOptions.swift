@@ -103,11 +103,22 @@ public struct TaskOptions: Sendable {
     public var retries: RetryPolicy
     /// Seconds an attempt may run; then it is cancelled and counted as failed (timed out).
     public var timeoutSeconds: Double?
+    /// The executor that runs this task, by its name in `RunOptions.executors` (nil: by label,
+    /// else the run's default executor). An unknown name is an error before the run starts.
+    public var executor: String?
+    /// Labels that select an executor through `RunOptions.executorForLabel` (as Nextflow's
+    /// `withLabel`).
+    public var labels: [String]
 
-    public init(resources: Resources = Resources(), policy: MaterializationPolicy? = nil, retries: RetryPolicy = RetryPolicy(), timeoutSeconds: Double? = nil) {
+    public init(
+        resources: Resources = Resources(), policy: MaterializationPolicy? = nil, retries: RetryPolicy = RetryPolicy(),
+        timeoutSeconds: Double? = nil, executor: String? = nil, labels: [String] = []
+    ) {
         self.resources = resources
         self.policy = policy
         self.retries = retries
         self.timeoutSeconds = timeoutSeconds
+        self.executor = executor
+        self.labels = labels
     }
 }

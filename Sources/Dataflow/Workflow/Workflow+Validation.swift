@@ -7,6 +7,16 @@ extension Workflow {
     ///   `.resourcesExceedExecutor`, `.cycle`, each naming the task (a cycle names every task on it).
     /// - Complexity: O(tasks + edges).
     public func validate(capacity: Resources) throws(DataflowError) {
+        try validateGraph()
+        for node in nodes {
+            if !node.options.resources.fits(within: capacity), let excess = node.options.resources.firstExcess(over: capacity) {
+                throw DataflowError(.resourcesExceedExecutor, "task '\(node.name)' declares more than the executor has: \(excess)", task: node.name)
+            }
+        }
+    }
+
+    /// `validate(capacity:)` without the resources (a run checks those per executor).
+    func validateGraph() throws(DataflowError) {
         if let duplicate = firstDuplicateName {  // names are checked as tasks are added
             throw DataflowError(.duplicateTaskName, "workflow '\(name)' has two tasks named '\(duplicate)'", task: duplicate)
         }
@@ -32,9 +42,6 @@ extension Workflow {
             }
             if let foreign = node.foreignInputs.first {
                 throw DataflowError(.foreignInput, "task '\(node.name)' of workflow '\(name)' depends on '\(foreign)' of another workflow", task: node.name)
-            }
-            if !node.options.resources.fits(within: capacity), let excess = node.options.resources.firstExcess(over: capacity) {
-                throw DataflowError(.resourcesExceedExecutor, "task '\(node.name)' declares more than the executor has: \(excess)", task: node.name)
             }
             if let timeout = node.options.timeoutSeconds, !(timeout > 0) {
                 throw DataflowError(.invalidOption, "task '\(node.name)' has timeout \(timeout) s; it must be positive", task: node.name)

@@ -11,8 +11,6 @@ struct _PoolRequest: Codable, Sendable {
     var spillRoot: String
     /// Fault in the store's whole mapping when attaching to it.
     var prefaultStore: Bool
-    /// How long the task's output or a spilled input may wait for room (`RunOptions.memoryWaitSeconds`).
-    var memoryWaitSeconds: Double = RunOptions.defaultMemoryWaitSeconds
 }
 
 /// The worker side of a `ProcessExecutor`: reads requests from fd 3, runs each task with its
@@ -77,8 +75,9 @@ final class _PoolWorker {
         }
         let attached = attach(spec.storeName, spillRoot: request.spillRoot, prefault: request.prefaultStore)
         // The attempt's standard output and error go to its log file (removed again if empty).
-        let logsDirectory = "\(spec.runDirectory)/logs"
-        let logPath = "\(logsDirectory)/\(RunLog.safeFileName(spec.taskName)).\(spec.attempt).log"
+        let runDirectory = RunDirectory(path: spec.runDirectory)
+        let logsDirectory = runDirectory.logsDirectory
+        let logPath = runDirectory.attemptLogPath(task: spec.taskName, attempt: spec.attempt)
         var logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         if logFD < 0 && errno == ENOENT {
             try? FileManager.default.createDirectory(atPath: logsDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -88,7 +87,7 @@ final class _PoolWorker {
             dup2(logFD, STDOUT_FILENO)
             dup2(logFD, STDERR_FILENO)
         }
-        let result = await workflow.executeWorker(spec, attached: attached, memoryWaitSeconds: request.memoryWaitSeconds)
+        let result = await workflow.executeWorker(spec, attached: attached)
         fflush(nil)  // every C stream (Swift's print goes through stdout's buffer)
         dup2(savedOutput, STDOUT_FILENO)
         dup2(savedError, STDERR_FILENO)

@@ -123,7 +123,8 @@ extension _PoolRequest {
         writer.string(spec.resultPath)
         writer.string(spillRoot)
         writer.u8(prefaultStore ? 1 : 0)
-        writer.int(Int(min(memoryWaitSeconds, 1e9) * 1000))
+        writer.int(spec.memoryWaitSeconds.map { Int(min($0, 1e9) * 1000) } ?? -1)
+        writer.int(spec.timeoutSeconds.map { Int(min($0, 1e12) * 1e6) } ?? -1)
         writer.int(spec.inputs.count)
         for input in spec.inputs {
             switch input {
@@ -152,6 +153,7 @@ extension _PoolRequest {
         let spillRoot = try reader.string()
         let prefault = try reader.u8() != 0
         let memoryWaitMilliseconds = try reader.int()
+        let timeoutMicroseconds = try reader.int()
         let count = try reader.int()
         guard (0...1_000_000).contains(count) else { throw _WireError(description: "a request claims \(count) inputs") }
         var inputs: [WorkerSpec.Input] = []
@@ -164,7 +166,9 @@ extension _PoolRequest {
         }
         var spec = WorkerSpec(runID: runID, taskName: taskName, attempt: attempt, storeName: storeName, inputs: inputs, runDirectory: runDirectory, resultPath: resultPath)
         spec.workflow = workflow
-        self.init(spec: spec, spillRoot: spillRoot, prefaultStore: prefault, memoryWaitSeconds: Double(max(0, memoryWaitMilliseconds)) / 1000)
+        spec.memoryWaitSeconds = memoryWaitMilliseconds < 0 ? nil : Double(memoryWaitMilliseconds) / 1000
+        spec.timeoutSeconds = timeoutMicroseconds < 0 ? nil : Double(timeoutMicroseconds) / 1e6
+        self.init(spec: spec, spillRoot: spillRoot, prefaultStore: prefault)
     }
 }
 

@@ -18,6 +18,8 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
         /// In words, e.g. "killed by signal 9 (SIGKILL)" or "exited with status 3".
         var status: String
         var signal: Int32?
+        /// Its exit status, if it exited (rather than died of a signal).
+        var exitStatus: Int32?
         /// Set when the executor killed it (then the signal is its own).
         var killReason: KillReason?
     }
@@ -256,7 +258,7 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
         let signalNumber = status & 0x7f
         var ended = signalNumber != 0
             ? Death(status: "killed by signal \(signalNumber) (\(Self.signalName(signalNumber)))", signal: signalNumber)
-            : Death(status: "exited with status \((status >> 8) & 0xff)", signal: nil)
+            : Death(status: "exited with status \((status >> 8) & 0xff)", signal: nil, exitStatus: (status >> 8) & 0xff)
         if !greeted {
             ended.status += " before it served as a worker: the program never called `Workflow.runWorkerIfRequested(...)`."
                 + " Call it at the very start of main, after building the workflows and before parsing arguments or"
