@@ -57,7 +57,7 @@ import Testing
                 "../shell/..", "set -e; cat \"$DATAFLOW_INPUT____IN\" > \"$DATAFLOW_OUTPUT\"; echo to-the-log", inputs: ("../in", dots),
                 output: String.self)
             workflow.task(".", shell) { (x: String) in x.count }
-            let run = try await workflow.run(RunOptions(workdir: workdir, results: [".", "../shell/.."]))
+            let run = try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, results: [".", "../shell/.."]))
             let shellOutput = try run.result(named: "../shell/..", as: String.self)
             #expect(try run.result(named: ".", as: Int.self) == "up/b..".count, "\(shellOutput)")
             #expect(files(below: parent).allSatisfy { $0 == "work" || $0.hasPrefix("work/") }, "\(files(below: parent))")

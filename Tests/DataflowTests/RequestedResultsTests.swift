@@ -26,7 +26,7 @@ import Testing
             let summary = workflow.task("summary", source) { (x: Tensor<Float>) in "\(x.count) scalars" }
 
             // The default: every leaf.
-            let leaves = try await workflow.run(RunOptions(workdir: workdir))
+            let leaves = try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20))
             #expect(leaves.resultNames == ["leafT", "summary"])
             #expect(try leaves.result(leaf)[999] == 1999)
             #expect(try leaves.result(summary) == "1000 scalars")
@@ -34,7 +34,7 @@ import Testing
             #expect(!freed.contains("leafT") && !freed.contains("summary"), "a result was freed: \(freed)")
 
             // An intermediate value asked for by name is kept too, after its consumer is done.
-            let named = try await workflow.run(RunOptions(workdir: workdir, results: ["mid", "leafT"]))
+            let named = try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, results: ["mid", "leafT"]))
             #expect(try named.result(middle)[10] == 20)
             #expect(try named.result(leaf)[10] == 21)
             try named.store.verifyIntegrity()

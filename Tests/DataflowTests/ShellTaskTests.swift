@@ -15,7 +15,7 @@ import Testing
                 "sort", #"echo "sorting $(wc -l < "$DATAFLOW_INPUT_LINES") lines" >&2; sort "$DATAFLOW_INPUT_LINES" | sed "s/$/$(cat "$DATAFLOW_INPUT_END_MARK")/" > "$DATAFLOW_OUTPUT""#,
                 inputs: ("lines", lines), ("end-mark", suffix), output: String.self)
             let count = workflow.task("count", sorted) { (text: String) in text.split(separator: "\n").count }
-            let run = try await workflow.run(RunOptions(workdir: workdir, runID: "shell-1", results: ["sort", "count"]))
+            let run = try await workflow.run(RunOptions(workdir: workdir, runID: "shell-1", storeCapacityBytes: 16 << 20, results: ["sort", "count"]))
             #expect(try run.result(sorted) == "apple!\nfig!\npear!\n")
             #expect(try run.result(count) == 3)
             let events = try RunLog.read(at: run.logPath)
@@ -35,19 +35,19 @@ import Testing
         try await withWorkdir { workdir in
             let workflow = Workflow("shell-fail")
             workflow.shell("exit-3", "echo about to fail >&2; exit 3", options: TaskOptions(retries: RetryPolicy(failures: 1, backoffSeconds: 0.01)))
-            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir)) }
+            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)) }
             let failure = try #require(error?.failures.first)
             #expect(failure.attempts == 2 && failure.outcome == .failed)
             #expect(failure.message.contains("exited with status 3"))
 
             let silent = Workflow("shell-silent")
             silent.shell("no-output", "true")
-            let noOutput = await expectDataflowError(.taskFailed) { try await silent.run(RunOptions(workdir: workdir)) }
+            let noOutput = await expectDataflowError(.taskFailed) { try await silent.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)) }
             #expect(noOutput?.failures.first?.message.contains("wrote no output file") == true)
 
             let notText = Workflow("shell-binary")
             notText.shell("binary", #"printf '\xff\xfe' > "$DATAFLOW_OUTPUT""#, output: String.self)
-            let binary = await expectDataflowError(.taskFailed) { try await notText.run(RunOptions(workdir: workdir)) }
+            let binary = await expectDataflowError(.taskFailed) { try await notText.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)) }
             #expect(binary?.failures.first?.message.contains("UTF-8") == true)
         }
     }
@@ -57,11 +57,27 @@ import Testing
             let workflow = Workflow("shell-timeout")
             workflow.shell("sleeper", "sleep 120; echo late > \"$DATAFLOW_OUTPUT\"", options: TaskOptions(timeoutSeconds: 0.3))
             let start = Date()
-            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir)) }
+            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)) }
             #expect(error?.failures.first?.message.contains("timed out") == true)
             // Cut off (SIGTERM, then SIGKILL after 2 s): far sooner than the command's 120 s, even
             // on a loaded machine.
             #expect(Date().timeIntervalSince(start) < 60)
+        }
+    }
+
+    /// The command is started with no signal blocked (Foundation.Process, started from async
+    /// code, passes the starting thread's blocked signals on): at its timeout it gets SIGTERM and
+    /// can clean up, instead of lingering until SIGKILL.
+    @Test func aCommandPastItsTimeoutGetsSIGTERMAndCanCleanUp() async throws {
+        try await withWorkdir { workdir in
+            let marker = "\(workdir)/got-term"
+            let workflow = Workflow("shell-sigterm")
+            workflow.shell(
+                "trapper", "trap 'echo cleaned-up > \"\(marker)\"; exit 3' TERM; sleep 100 & wait",
+                options: TaskOptions(timeoutSeconds: 0.5))
+            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)) }
+            #expect(error?.failures.first?.message.contains("timed out") == true)
+            #expect(FileManager.default.fileExists(atPath: marker), "the command never saw SIGTERM")
         }
     }
 
@@ -70,7 +86,7 @@ import Testing
             let workflow = Workflow("shell-never")
             let secret = workflow.task("secret", options: TaskOptions(policy: .never)) { "in memory only" }
             workflow.shell("cat", #"cat "$DATAFLOW_INPUT_SECRET" > "$DATAFLOW_OUTPUT""#, inputs: ("secret", secret))
-            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir)) }
+            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)) }
             #expect(error?.failures.first?.task == "secret")
             #expect(error?.failures.first?.message.contains("never") == true)
         }

@@ -16,10 +16,10 @@ import Testing
             let sum = workflow.gather("sum", squares) { $0.reduce(0, +) }
             let total = workflow.task("total", doubled, sum) { a, b in Double(a + b) }
             let text = workflow.task("describe", total, base) { (t: Double, b: Int) in "total \(t) from base \(b)" }
-            let leavesOnly = try await workflow.run(RunOptions(workdir: workdir))
+            let leavesOnly = try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20))
             #expect(leavesOnly.resultNames == ["describe"])  // by default: the leaves
             #expect(try leavesOnly.result(text) == "total 50.0 from base 10")
-            let run = try await workflow.run(RunOptions(workdir: workdir, results: ["total", "describe"]))
+            let run = try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, results: ["total", "describe"]))
             #expect(try run.result(total) == 50)
             #expect(try run.result(text) == "total 50.0 from base 10")
         }
@@ -62,11 +62,11 @@ import Testing
             let same = workflow.task("same", source) { (x: Tensor<Float>) in x }
             let first = workflow.task("sum-source", source) { (x: Tensor<Float>) in x.reduce(0, +) }
             let second = workflow.task("sum-same", same) { (x: Tensor<Float>) in x.reduce(0, +) }
-            let run = try await workflow.run(RunOptions(workdir: workdir, concurrency: 1))
+            let run = try await workflow.run(RunOptions(workdir: workdir, concurrency: 1, storeCapacityBytes: 16 << 20))
             #expect(try run.result(first) == 100 && run.result(second) == 100)
             #expect(try run.store.statistics().objectCount == 2)  // the two results; the tensor is freed
             // Asking for the source as a result keeps the object, though "same" is no result.
-            let kept = try await workflow.run(RunOptions(workdir: workdir, results: ["source", "sum-same"]))
+            let kept = try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, results: ["source", "sum-same"]))
             #expect(try kept.result(source).count == 100)
         }
     }
@@ -77,7 +77,7 @@ import Testing
             let workflow = Workflow("progress")
             let data = workflow.task("data") { Tensor<Float>([1, 2, 3]) }
             workflow.task("sum", data) { (x: Tensor<Float>) in x.reduce(0, +) }
-            var options = RunOptions(workdir: workdir, runID: "progress-1")
+            var options = RunOptions(workdir: workdir, runID: "progress-1", storeCapacityBytes: 16 << 20)
             options.progress = .always
             options.progressWriter = { line in lines.withLock { $0.append(line) } }
             _ = try await workflow.run(options)
@@ -86,7 +86,7 @@ import Testing
             #expect(last.contains("in use, 0 B spilled") && last.hasSuffix("\n"))
             // Off a terminal (as under `swift test`), the default shows nothing.
             let quiet = Mutex(0)
-            var automatic = RunOptions(workdir: workdir)
+            var automatic = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)
             automatic.progressWriter = { _ in quiet.withLock { $0 += 1 } }
             _ = try await workflow.run(automatic)
             #expect(quiet.withLock { $0 } == 0)
@@ -151,7 +151,7 @@ import Testing
                     return index
                 }
             }
-            _ = try await workflow.run(RunOptions(workdir: workdir, concurrency: 3))
+            _ = try await workflow.run(RunOptions(workdir: workdir, concurrency: 3, storeCapacityBytes: 16 << 20))
             #expect(limited.most == 3)
 
             // A custom resource of 1 "slot": tasks needing it never overlap, whatever the concurrency.
@@ -165,7 +165,7 @@ import Testing
                     return index
                 }
             }
-            _ = try await exclusive.run(RunOptions(workdir: workdir, concurrency: 4, capacity: Resources(cpu: 4, memoryBytes: 1 << 30, custom: ["slot": 1])))
+            _ = try await exclusive.run(RunOptions(workdir: workdir, concurrency: 4, capacity: Resources(cpu: 4, memoryBytes: 1 << 30, custom: ["slot": 1]), storeCapacityBytes: 16 << 20))
             #expect(slotted.most == 1)
         }
     }
@@ -183,7 +183,7 @@ import Testing
                 return 8
             }
             let sum = workflow.task("sum", fails, spot) { $0 + $1 }
-            let run = try await workflow.run(RunOptions(workdir: workdir))
+            let run = try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20))
             #expect(try run.result(sum) == 15)
             let attempts = try RunLog.read(at: run.logPath).filter { $0.kind == .attempt }
             #expect(attempts.filter { $0.task == "flaky" }.map(\.outcome) == [.failed, .failed, .succeeded])
@@ -193,7 +193,7 @@ import Testing
             // The failure limit does not cover preemptions, nor the reverse.
             let strict = Workflow("strict")
             strict.task("spot", options: TaskOptions(retries: RetryPolicy(failures: 5, preemptions: 0))) { () throws -> Int in throw TaskPreempted() }
-            let error = await expectDataflowError(.taskFailed) { try await strict.run(RunOptions(workdir: workdir)) }
+            let error = await expectDataflowError(.taskFailed) { try await strict.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)) }
             #expect(error?.failures.first?.outcome == .preempted && error?.failures.first?.attempts == 1)
         }
     }
@@ -206,7 +206,7 @@ import Testing
             workflow.task("after-bad", bad) { $0 }
             // Independent work that would start only after "bad" failed (concurrency 1).
             workflow.task("independent", options: TaskOptions(resources: Resources(cpu: 1))) { () -> Int in later.next(); return 1 }
-            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir, concurrency: 1)) }
+            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir, concurrency: 1, storeCapacityBytes: 16 << 20)) }
             #expect(error?.failures.map(\.task) == ["bad"])
             #expect(error?.message.contains("bad") == true && error?.message.contains("boom") == true)
             #expect(later.current == 0)
@@ -223,7 +223,7 @@ import Testing
             let good = workflow.task("good") { 5 }
             workflow.task("after-good", good) { $0 + 1 }
             let error = await expectDataflowError(.taskFailed) {
-                try await workflow.run(RunOptions(workdir: workdir, runID: "keep-going-run", onFailure: .keepGoing))
+                try await workflow.run(RunOptions(workdir: workdir, runID: "keep-going-run", onFailure: .keepGoing, storeCapacityBytes: 16 << 20))
             }
             #expect(Set(error?.failures.map(\.task) ?? []) == ["bad", "worse"])
             let events = try RunLog.read(at: "\(workdir)/runs/keep-going-run/run.jsonl")
@@ -240,7 +240,7 @@ import Testing
                 try await Task.sleep(nanoseconds: 5_000_000_000)
                 return 1
             }
-            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir)) }
+            let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)) }
             #expect(error?.failures.first?.message.contains("timed out") == true)
         }
     }
@@ -282,7 +282,7 @@ import Testing
                 return Tensor([1, 2, 3])
             }
             let total = workflow.task("total", data) { (x: Tensor<Double>) in x.reduce(0, +) }
-            let run = try await workflow.run(RunOptions(workdir: workdir, runID: "recorded-1"))
+            let run = try await workflow.run(RunOptions(workdir: workdir, runID: "recorded-1", storeCapacityBytes: 16 << 20))
             #expect(run.directory == "\(workdir)/runs/recorded-1")
             let events = try RunLog.read(at: run.logPath)
             #expect(events.first?.kind == .runStarted && events.last?.kind == .runFinished)

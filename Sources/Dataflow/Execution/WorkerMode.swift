@@ -168,7 +168,7 @@ extension Workflow {
             } else if let name = spec.storeName {
                 store = try SharedObjectStore.attach(named: name)
             } else {
-                let name = "worker-\(getpid())-\(ObjectID.random().description.prefix(8))"
+                let name = "worker-\(_Sys.processID())-\(ObjectID.random().description.prefix(8))"
                 let needed = spec.inputs.reduce(0) { total, input in
                     if case .file(let path) = input { return total + ((try? SpillFile.readHeader(at: path).rawByteCount) ?? 0) }
                     return total
@@ -242,7 +242,7 @@ extension Workflow {
 /// sees a whole record or none (the record is written last, after the output).
 func _writeAttemptRecord(_ result: WorkerResult, to path: String) {
     guard !path.isEmpty, let data = try? JSONEncoder().encode(result) else { return }
-    let temporary = "\(path).tmp-\(getpid())"
+    let temporary = "\(path).tmp-\(_Sys.processID())"
     guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else { return }
-    if rename(temporary, path) != 0 { unlink(temporary) }
+    if !_Sys.rename(temporary, to: path) { _Sys.unlink(temporary) }
 }

@@ -219,7 +219,7 @@ final class _LogSink: Sendable {
             }
         }
         var line = text
-        _ = line.withUTF8 { _writeAll(fd, UnsafeRawBufferPointer($0)) }
+        _ = line.withUTF8 { _Sys.writeAll(fd, UnsafeRawBufferPointer($0)) }
     }
 
     deinit {
@@ -306,7 +306,7 @@ final class _RunLogWriter: @unchecked Sendable {  // `pending*`, `spare`, `stopp
                 }
                 batches[index].removeAll(keepingCapacity: true)
             }
-            _ = _writeAll(file.fileDescriptor, lines.bytes)
+            _ = _Sys.writeAll(file.fileDescriptor, lines.bytes)
             pendingLock.withLock {
                 if spare.count < 16 { spare.append(contentsOf: batches.prefix(16 - spare.count)) }
                 if pending.isEmpty {

@@ -1,6 +1,7 @@
 import Foundation
 import Materialize
 import ObjectStore
+import Synchronization
 
 /// A value a shell task can produce from the bytes its command wrote to `$DATAFLOW_OUTPUT`.
 public protocol ShellOutput: StoreValue {
@@ -64,97 +65,59 @@ extension Workflow {
     }
 }
 
-/// Runs shell commands for shell tasks.
+/// Runs shell commands for shell tasks, as `ChildProcess`es (never `Foundation.Process`, whose
+/// children inherit the blocked signals of the thread that starts them on Linux).
 enum _ShellRunner {
     static func run(command: String, inputs: [(variable: String, path: String)], context: TaskContext) async throws -> [UInt8] {
         let directory = context.attemptDirectory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let outputPath = "\(directory)/output"
         try? FileManager.default.removeItem(atPath: outputPath)
-        _ = FileManager.default.createFile(atPath: context.logPath, contents: nil, attributes: [.posixPermissions: 0o600])
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: context.logPath))
-        log.seekToEndOfFile()
-        defer { try? log.close() }
-
-        let process = Process()
-        // Foundation starts the child in a process group of its own (its pid is the group id):
-        // on timeout the whole group is signalled, children of bash included.
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", command]
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
         for (variable, path) in inputs { environment[variable] = path }
         environment["DATAFLOW_OUTPUT"] = outputPath
         environment["DATAFLOW_TASK"] = context.taskName
         environment["DATAFLOW_RUN_ID"] = context.runID
         environment["DATAFLOW_ATTEMPT"] = String(context.attempt)
-        process.environment = environment
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-
-        let exited = _ProcessExit()
-        process.terminationHandler = { _ in exited.signal() }
-        try process.run()
-        let group = -process.processIdentifier
-        // The timeout is enforced here too, on a Dispatch timer: the Swift-concurrency pool that
-        // runs `_withTimeout` can be busy (blocking task bodies), and the command must still stop.
-        let timedOut = _ProcessExit()
+        // A session of its own: on timeout or cancellation its whole process group is
+        // signalled, children of bash included.
+        let child = try ChildProcess.spawn(
+            executable: "/bin/bash", arguments: ["-c", command], environment: environment, workingDirectory: directory,
+            outputFile: context.logPath)
+        // The timeout is enforced on a Dispatch timer: the Swift-concurrency pool that runs
+        // `_withTimeout` can be busy (blocking task bodies), and the command must still stop.
+        let timedOut = Atomic<Bool>(false)
         if let timeout = context.timeoutSeconds {
             DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-                guard process.isRunning else { return }
-                timedOut.signal()
-                kill(group, SIGTERM)
-                DispatchQueue.global().asyncAfter(deadline: .now() + 2) { kill(group, SIGKILL) }
+                guard child.exitIfEnded == nil else { return }
+                timedOut.store(true, ordering: .relaxed)
+                terminate(child)
             }
         }
-        await withTaskCancellationHandler {
-            await exited.wait()
+        let exit = await withTaskCancellationHandler {
+            await child.exit()
         } onCancel: {
-            kill(group, SIGTERM)  // then SIGKILL if anything lingers
-            DispatchQueue.global().asyncAfter(deadline: .now() + 2) { kill(group, SIGKILL) }
+            terminate(child)
         }
-        if timedOut.hasFired { throw _TimedOut() }
+        if timedOut.load(ordering: .relaxed) { throw _TimedOut() }
         try Task.checkCancellation()
-        guard process.terminationReason == .exit else {
-            throw ShellCommandFailed(message: "command was killed by signal \(process.terminationStatus) (see \(context.logPath))")
-        }
-        guard process.terminationStatus == 0 else {
-            throw ShellCommandFailed(message: "command exited with status \(process.terminationStatus) (see \(context.logPath))")
+        switch exit {
+        case .signalled(let signal):
+            throw ShellCommandFailed(message: "command was killed by signal \(signal) (\(_signalName(signal))) (see \(context.logPath))")
+        case .exited(let status) where status != 0:
+            throw ShellCommandFailed(message: "command exited with status \(status) (see \(context.logPath))")
+        case .exited:
+            break
         }
         guard let data = FileManager.default.contents(atPath: outputPath) else {
             throw ShellCommandFailed(message: "command succeeded but wrote no output file ($DATAFLOW_OUTPUT = \(outputPath))")
         }
         return [UInt8](data)
     }
-}
 
-/// A one-shot signal that an async caller awaits (a process's termination handler fires it).
-final class _ProcessExit: @unchecked Sendable {  // `fired` and `waiter` are guarded by `lock`
-    private let lock = NSLock()
-    private var fired = false
-    private var waiter: CheckedContinuation<Void, Never>?
-
-    func signal() {
-        let continuation = lock.withLock { () -> CheckedContinuation<Void, Never>? in
-            fired = true
-            defer { waiter = nil }
-            return waiter
-        }
-        continuation?.resume()
-    }
-
-    /// Whether `signal` ran.
-    var hasFired: Bool { lock.withLock { fired } }
-
-    func wait() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = lock.withLock { () -> Bool in
-                if fired { return true }
-                waiter = continuation
-                return false
-            }
-            if resumeNow { continuation.resume() }
-        }
+    /// SIGTERM to the command's process group, then SIGKILL after 2 seconds if anything lingers.
+    private static func terminate(_ child: ChildProcess) {
+        child.signal(SIGTERM)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 2) { child.signal(SIGKILL) }
     }
 }

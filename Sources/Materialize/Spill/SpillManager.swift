@@ -526,16 +526,14 @@ extension SpillManager: StoreRoomMaker {
         let report = spillCandidates(candidates, until: .max)
         if report.freedBytes > 0 { return true }
         guard report.skipped > 0 else { return false }
+        // Another thread took the candidates (spilling them, or getting them): wait for the
+        // spills to end, then try again (the caller's rounds are bounded).
         let ids = Set(candidates.map(\.id))
         let deadline = Date().addingTimeInterval(Self.inFlightSpillWaitSeconds)
-        return state.condition.withLock {
-            var waited = false
-            while !state.inFlight.isDisjoint(with: ids) && Date() < deadline {
-                waited = true
-                _ = state.condition.wait(until: deadline)
-            }
-            return waited
+        state.condition.withLock {
+            while !state.inFlight.isDisjoint(with: ids) && Date() < deadline { _ = state.condition.wait(until: deadline) }
         }
+        return true
     }
 
     /// The longest a producer waits for other threads' spills of the objects it would free.

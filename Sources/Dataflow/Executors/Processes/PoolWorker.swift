@@ -31,18 +31,17 @@ final class _PoolWorker {
 
     /// Serves until the request pipe closes (the executor shut down or its process ended).
     func serve() async {
-        let savedOutput = dup(STDOUT_FILENO)
-        let savedError = dup(STDERR_FILENO)
-        guard _PoolHello.wireMessage.withUnsafeBytes({ _writeAll(replyFD, $0) }) else { return }  // the parent is gone
+        let savedOutput = _Sys.duplicate(STDOUT_FILENO)
+        let savedError = _Sys.duplicate(STDERR_FILENO)
+        guard _PoolHello.wireMessage.withUnsafeBytes({ _Sys.writeAll(replyFD, $0) }) else { return }  // the parent is gone
         var framer = _WireFramer()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let message: [UInt8]
             do {
                 guard let next = try framer.next() else {
-                    let count = chunk.withUnsafeMutableBytes { read(requestFD, $0.baseAddress, $0.count) }
-                    if count < 0 && errno == EINTR { continue }
-                    guard count > 0 else { return }  // the executor closed the pipe, or is gone
+                    let count = (try? chunk.withUnsafeMutableBytes { _Sys.read(requestFD, into: $0) }.get()) ?? 0
+                    guard count > 0 else { return }  // the executor closed the channel, or is gone
                     framer.append(chunk[0..<count])
                     continue
                 }
@@ -60,9 +59,9 @@ final class _PoolWorker {
                     result = await run(try _PoolRequest(wire: message), savedOutput: savedOutput, savedError: savedError)
                 }
             } catch {
-                result = WorkerResult(outcome: .error, output: nil, message: "worker \(getpid()) could not read its request: \(error)", bytesIn: 0)
+                result = WorkerResult(outcome: .error, output: nil, message: "worker \(_Sys.processID()) could not read its request: \(error)", bytesIn: 0)
             }
-            guard result.wireMessage().withUnsafeBytes({ _writeAll(replyFD, $0) }) else { return }  // the parent is gone
+            guard result.wireMessage().withUnsafeBytes({ _Sys.writeAll(replyFD, $0) }) else { return }  // the parent is gone
         }
     }
 
@@ -78,23 +77,22 @@ final class _PoolWorker {
         let runDirectory = RunDirectory(path: spec.runDirectory)
         let logsDirectory = runDirectory.logsDirectory
         let logPath = runDirectory.attemptLogPath(task: spec.taskName, attempt: spec.attempt)
-        var logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        if logFD < 0 && errno == ENOENT {
+        var logFD = try? _Sys.openForAppending(logPath).get()
+        if logFD == nil {
             try? FileManager.default.createDirectory(atPath: logsDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            logFD = try? _Sys.openForAppending(logPath).get()
         }
-        if logFD >= 0 {
-            dup2(logFD, STDOUT_FILENO)
-            dup2(logFD, STDERR_FILENO)
+        if let logFD {
+            _Sys.redirect(logFD, to: STDOUT_FILENO)
+            _Sys.redirect(logFD, to: STDERR_FILENO)
         }
         let result = await workflow.executeWorker(spec, attached: attached)
-        fflush(nil)  // every C stream (Swift's print goes through stdout's buffer)
-        dup2(savedOutput, STDOUT_FILENO)
-        dup2(savedError, STDERR_FILENO)
-        if logFD >= 0 {
-            var status = stat()
-            if fstat(logFD, &status) == 0 && status.st_size == 0 { unlink(logPath) }
-            close(logFD)
+        _Sys.flushStandardStreams()  // every C stream (Swift's print goes through stdout's buffer)
+        _Sys.redirect(savedOutput, to: STDOUT_FILENO)
+        _Sys.redirect(savedError, to: STDERR_FILENO)
+        if let logFD {
+            if _Sys.fileSize(logFD) == 0 { _Sys.unlink(logPath) }
+            _Sys.close(logFD)
         }
         return result
     }

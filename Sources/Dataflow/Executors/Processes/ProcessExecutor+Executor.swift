@@ -45,7 +45,7 @@ extension ProcessExecutor: Executor {
                 ending = attempt.ending(.cancelled, message: "run cancelled (worker \(worker.pid) killed)", cause: cause)
             case nil where death.signal == SIGTERM:
                 ending = attempt.ending(.preempted, message: "worker \(worker.pid) was stopped (SIGTERM) while running the task", cause: cause)
-            case nil:
+            case nil, .brokenPipe?:
                 ending = attempt.ending(.failed, message: "worker \(worker.pid) died while running the task: \(death.status)", cause: cause)
             }
             ending.report.bytesIn = prepared.inputBytes

@@ -84,8 +84,8 @@ public final class ProcessExecutor: @unchecked Sendable {  // `idle`, `started`,
         }
         self.options = options
         self.executablePath = path
-        // A worker that died must not kill us when we write its next request.
-        signal(SIGPIPE, SIG_IGN)
+        // (A worker that died cannot kill us with SIGPIPE when we write its next request: requests
+        // go over a socket with MSG_NOSIGNAL. The process's SIGPIPE disposition is left alone.)
     }
 
     deinit { shutdown() }

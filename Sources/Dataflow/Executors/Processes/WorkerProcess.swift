@@ -6,12 +6,18 @@ import ObjectStore
 /// read must not hold a thread of Swift's concurrency pool). Its standard input is /dev/null;
 /// its standard output and error are ours between tasks and the attempt's log file during one.
 ///
+/// Ownership: this object owns the pid and both descriptors. The pid is signalled only under
+/// `lock` while `death` is nil, and the reader thread reaps the process under the same lock (it
+/// first waits for the end without reaping), so a signal never reaches a reused pid. The request
+/// descriptor is written and closed only under `writeLock`, so a write never meets a closed (or
+/// reused) descriptor number. The reply descriptor belongs to the reader thread.
+///
 /// - Note: Thread-safe: `pending`, `arrived`, `inFlight`, `killReason`, `death` and `sequence`
-///   are guarded by `lock`.
+///   are guarded by `lock`; `requestsClosed` by `writeLock`.
 ///   One request at a time (the executor lends a worker to one attempt).
 final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded by `lock`
     /// Why the executor killed a worker.
-    enum KillReason: Sendable { case timeout, cancelled }
+    enum KillReason: Sendable { case timeout, cancelled, brokenPipe }
 
     /// How a worker ended.
     struct Death: Sendable {
@@ -47,6 +53,8 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     /// The worker said hello (`_PoolHello`): it is serving. Only the reader thread touches it.
     private var greeted = false
     private var sequence = 0
+    /// Guards writing and closing `requestFD`.
+    private let writeLock = NSLock()
     private var requestsClosed = false
 
     private init(pid: pid_t, requestFD: Int32, responseFD: Int32) {
@@ -64,69 +72,56 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     /// thread that reads its replies.
     /// - Throws: `.executor` naming the executable and the failing call.
     static func spawn(executable: String, arguments: [String]) throws(DataflowError) -> _WorkerProcess {
-        func failure(_ call: String, _ code: Int32) -> DataflowError {
-            DataflowError(.executor, "cannot start worker '\(executable)': \(call) failed: \(String(cString: strerror(code)))")
+        func failure(_ call: String, _ error: _Errno) -> DataflowError {
+            DataflowError(.executor, "cannot start worker '\(executable)': \(call) failed: \(error)")
         }
-        var request: [Int32] = [-1, -1]
-        var response: [Int32] = [-1, -1]
-        guard pipe(&request) == 0 else { throw failure("pipe", errno) }
-        guard pipe(&response) == 0 else {
-            let code = errno
-            close(request[0]); close(request[1])
-            throw failure("pipe", code)
+        // Requests go over a socket pair, so that writing to a worker that died fails with EPIPE
+        // instead of raising SIGPIPE in this process (nothing here changes SIGPIPE's disposition).
+        let request: (read: Int32, write: Int32)
+        let response: (read: Int32, write: Int32)
+        switch _Sys.socketPair() {
+        case .success(let ends): request = ends
+        case .failure(let error): throw failure("socketpair", error)
         }
-        // Our ends must not leak into other children (pipe2 with O_CLOEXEC is not exported).
-        for fd in request + response { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        switch _Sys.pipe() {
+        case .success(let ends): response = ends
+        case .failure(let error):
+            _Sys.close(request.read); _Sys.close(request.write)
+            throw failure("pipe", error)
+        }
         // The child's ends move above 9 first, so that placing them at 3 and 4 cannot clobber
         // one with the other.
-        let childRequest = fcntl(request[0], F_DUPFD_CLOEXEC, 10)
-        let childResponse = fcntl(response[1], F_DUPFD_CLOEXEC, 10)
-        close(request[0])
-        close(response[1])
+        let childRequest = try? _Sys.duplicate(request.read, atLeast: 10).get()
+        let childResponse = try? _Sys.duplicate(response.write, atLeast: 10).get()
+        _Sys.close(request.read)
+        _Sys.close(response.write)
         defer {
-            close(childRequest)
-            close(childResponse)
+            if let childRequest { _Sys.close(childRequest) }
+            if let childResponse { _Sys.close(childResponse) }
         }
-        guard childRequest >= 0, childResponse >= 0 else {
-            let code = errno
-            close(request[1]); close(response[0])
-            throw failure("fcntl(F_DUPFD_CLOEXEC)", code)
+        guard let childRequest, let childResponse else {
+            _Sys.close(request.write); _Sys.close(response.read)
+            throw failure("fcntl(F_DUPFD_CLOEXEC)", .current)
         }
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, childRequest, 3)
-        posix_spawn_file_actions_adddup2(&actions, childResponse, 4)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // We ignore SIGPIPE; the worker gets the default back (an ignored signal survives exec).
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for argument in argv { free(argument) } }
-        // The worker's environment marks it as one (see `ProcessExecutor.workerEnvironmentVariable`).
-        var environment: [UnsafeMutablePointer<CChar>?] = [strdup("\(ProcessExecutor.workerEnvironmentVariable)=1")]
-        var entry = environ
-        while let variable = entry.pointee {
-            if !String(cString: variable).hasPrefix("\(ProcessExecutor.workerEnvironmentVariable)=") { environment.append(strdup(variable)) }
-            entry += 1
+        // The worker's environment marks it as one (see `ProcessExecutor.workerEnvironmentVariable`);
+        // it starts with no signal blocked or ignored (we ignore SIGPIPE; it must not).
+        let marker = "\(ProcessExecutor.workerEnvironmentVariable)="
+        let environment = ["\(marker)1"] + _Sys.environment().filter { !$0.hasPrefix(marker) }
+        let pid: pid_t
+        switch _Sys.spawn(
+            executable: executable, arguments: [executable] + arguments, environment: environment,
+            actions: [
+                .duplicate(source: childRequest, target: 3), .duplicate(source: childResponse, target: 4),
+                .open(path: "/dev/null", target: 0, flags: O_RDONLY, mode: 0),
+            ],
+            workingDirectory: nil, newSession: false)
+        {
+        case .success(let spawned): pid = spawned
+        case .failure(let error):
+            _Sys.close(request.write); _Sys.close(response.read)
+            throw failure("posix_spawn", error)
         }
-        environment.append(nil)
-        defer { for variable in environment { free(variable) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, environment)
-        guard status == 0 else {
-            close(request[1]); close(response[0])
-            throw failure("posix_spawn", status)
-        }
-        let worker = _WorkerProcess(pid: pid, requestFD: request[1], responseFD: response[0])
+        let worker = _WorkerProcess(pid: pid, requestFD: request.write, responseFD: response.read)
         let reader = Thread { worker.readReplies() }
         reader.name = "dataflow-worker-\(pid)"
         reader.start()
@@ -149,9 +144,9 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
         }
         if let early { return early }
         return await withTaskCancellationHandler {
-            if !request.withUnsafeBytes({ _writeAll(requestFD, $0) }) {
+            if !send(request) {
                 // The pipe broke: the worker is dying; its reader reports how it ended.
-                Glibc.kill(pid, SIGKILL)
+                kill(.brokenPipe, ifRequest: number)
             }
             if let timeout {
                 DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [self] in kill(.timeout, ifRequest: number) }
@@ -159,7 +154,7 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
             let spinUntil = DispatchTime.now().uptimeNanoseconds + Self.spinNanoseconds
             repeat {
                 if let reply = takeArrived() { return reply }
-                sched_yield()
+                _Sys.yield()
             } while DispatchTime.now().uptimeNanoseconds < spinUntil
             return await withCheckedContinuation { (continuation: CheckedContinuation<Reply, Never>) in
                 let reply = lock.withLock { () -> Reply? in
@@ -204,22 +199,30 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     }
 
     /// Kills the worker for `reason` if it is still running request `number` (any, if nil).
+    /// Under `lock`, while it is not reaped: the pid cannot have been reused.
     func kill(_ reason: KillReason, ifRequest number: Int?) {
-        let shouldKill = lock.withLock { () -> Bool in
-            guard death == nil, inFlight, number == nil || number == sequence else { return false }
-            killReason = reason
-            return true
+        lock.withLock {
+            guard death == nil, inFlight, number == nil || number == sequence else { return }
+            if reason != .brokenPipe { killReason = reason }
+            _Sys.kill(pid, SIGKILL)
         }
-        if shouldKill { Glibc.kill(pid, SIGKILL) }
+    }
+
+    /// Writes one message to the worker's request pipe. False if the pipe is closed or broke.
+    func send(_ message: [UInt8]) -> Bool {
+        writeLock.withLock {
+            guard !requestsClosed else { return false }
+            return message.withUnsafeBytes { _Sys.sendAll(requestFD, $0) }
+        }
     }
 
     /// Closes the request pipe: an idle worker exits when it reads the end of it.
     func closeRequests() {
-        let close = lock.withLock { () -> Bool in
-            defer { requestsClosed = true }
-            return !requestsClosed
+        writeLock.withLock {
+            guard !requestsClosed else { return }
+            requestsClosed = true
+            _Sys.close(requestFD)
         }
-        if close { Glibc.close(requestFD) }
     }
 
 
@@ -229,8 +232,7 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
         var framer = _WireFramer()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         reading: while true {
-            let count = chunk.withUnsafeMutableBytes { read(responseFD, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
+            let count = (try? chunk.withUnsafeMutableBytes { _Sys.read(responseFD, into: $0) }.get()) ?? 0
             guard count > 0 else { break }
             framer.append(chunk[0..<count])
             while true {
@@ -246,29 +248,34 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
                     result = try WorkerResult(wire: message)
                 } catch {
                     // Not our protocol: something else wrote to fd 4. Stop the worker; it is reported dead.
-                    Glibc.kill(pid, SIGKILL)
+                    lock.withLock { if death == nil { _Sys.kill(pid, SIGKILL) } }
                     continue reading
                 }
                 deliver(.result(result))
             }
         }
-        // End of the reply pipe: the worker exited or was killed. Reap it.
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let signalNumber = status & 0x7f
-        var ended = signalNumber != 0
-            ? Death(status: "killed by signal \(signalNumber) (\(Self.signalName(signalNumber)))", signal: signalNumber)
-            : Death(status: "exited with status \((status >> 8) & 0xff)", signal: nil, exitStatus: (status >> 8) & 0xff)
-        if !greeted {
-            ended.status += " before it served as a worker: the program never called `Workflow.runWorkerIfRequested(...)`."
-                + " Call it at the very start of main, after building the workflows and before parsing arguments or"
-                + " running anything (see the README, \"Worker programs\")"
-        }
-        lock.withLock {
+        // End of the reply pipe: the worker exited or was killed. Wait for its end without
+        // reaping, then reap it under the lock that `kill` takes (so no signal meets a reused pid).
+        _Sys.waitUntilEnded(pid)
+        let greeted = self.greeted
+        let ended = lock.withLock { () -> Death in
+            var ended: Death
+            switch _Sys.reap(pid) {
+            case .signalled(let signalNumber):
+                ended = Death(status: "killed by signal \(signalNumber) (\(Self.signalName(signalNumber)))", signal: signalNumber)
+            case .exited(let status):
+                ended = Death(status: "exited with status \(status)", signal: nil, exitStatus: status)
+            }
+            if !greeted {
+                ended.status += " before it served as a worker: the program never called `Workflow.runWorkerIfRequested(...)`."
+                    + " Call it at the very start of main, after building the workflows and before parsing arguments or"
+                    + " running anything (see the README, \"Worker programs\")"
+            }
             ended.killReason = killReason
             death = ended
+            return ended
         }
-        close(responseFD)
+        _Sys.close(responseFD)
         closeRequests()
         deliver(.died(ended))
     }
