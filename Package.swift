@@ -61,6 +61,8 @@ let package = Package(
             path: "Sources/dataflow"
         ),
 
+        // A custom executor written only against the public API (one fresh process per attempt).
+        .target(name: "FreshProcessExecutor", dependencies: ["Dataflow"], path: "Examples/FreshProcessExecutor"),
         // The README's complete worker program: a workflow on warm worker processes.
         .executableTarget(name: "WorkerProgram", dependencies: ["Dataflow", "ObjectStore"], path: "Examples/WorkerProgram"),
         // The README's Swift examples, compiled (a test checks that they match the README).
@@ -91,6 +93,7 @@ let package = Package(
             name: "DataflowTests",
             dependencies: [
                 "Dataflow", "Materialize", "ObjectStore", "DataflowTestWorkflows", "DataflowTestWorker", "WorkerProgram", "ReadmeExamples",
+                "FreshProcessExecutor",
             ],
             swiftSettings: internalChecks
         ),

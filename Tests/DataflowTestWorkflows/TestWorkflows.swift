@@ -7,14 +7,16 @@ import ObjectStore
 public enum TestWorkflows {
     /// Every workflow the worker program serves.
     public static func all() -> [Workflow] {
-        [workerDemo(), poolCompare(), poolFaults(), poolChain(length: 1_000), memoryPressure(inPlace: true), memoryPressure(inPlace: false)]
+        [workerDemo(), poolCompare(), poolFaults(), poolChain(length: 1_000), memoryPressure(inPlace: true), memoryPressure(inPlace: false),
+         conformance(), conformance(failingTasks: false), conformanceCancel(), mixedExecutors()]
     }
 
     /// Where tasks that must be killed from outside write their pid: a directory named after
     /// the test process (a pool worker's parent). No environment variable: `setenv` while other
     /// tests' threads read the environment is a crash waiting to happen.
     public static var markerDirectory: String {
-        let testProcess = CommandLine.arguments.contains(ProcessExecutor.workerFlag) ? getppid() : getpid()
+        let isWorker = CommandLine.arguments.contains(ProcessExecutor.workerFlag) || CommandLine.arguments.contains(WorkerSpec.flag)
+        let testProcess = isWorker ? getppid() : getpid()
         return NSTemporaryDirectory() + "dataflow-markers-\(testProcess)"
     }
 
@@ -144,6 +146,68 @@ public enum TestWorkflows {
         }
         workflow.addDependency(ab, after: c)
         workflow.task("cs", c) { (x: Tensor<Float>) in Double(x.reduce(0, +)) }
+        return workflow
+    }
+
+    /// The executor conformance graph: a tensor made in place, doubled and summed; small values;
+    /// a task that fails, one that reports preemption, one past its timeout; and an edge into a
+    /// shell task (a file under `auto`).
+    /// Without `failingTasks`, only the part that succeeds ("conformance-good").
+    public static func conformance(failingTasks: Bool = true) -> Workflow {
+        let workflow = Workflow(failingTasks ? "conformance" : "conformance-good")
+        let source = workflow.task("source") { () throws -> Tensor<Float> in
+            try TaskContext.current!.makeTensor(shape: [1 << 18], of: Float.self) { out in
+                for index in out.indices { out[index] = Float(index % 5) }
+            }
+        }
+        let doubled = workflow.task("double", source) { (x: Tensor<Float>) throws -> Tensor<Float> in
+            try TaskContext.current!.makeTensor(shape: x.shape, of: Float.self) { out in
+                for index in out.indices { out[index] = 2 * x[index] }
+            }
+        }
+        workflow.task("sum", doubled) { (x: Tensor<Float>) in x.reduce(0.0) { $0 + Double($1) } }
+        let count = workflow.task("count") { 40 }
+        let add = workflow.task("add", count, count) { (a: Int, b: Int) in "\(a + b + 2)" }
+        workflow.shell("echo", #"printf 'got %s' "$(cat "$DATAFLOW_INPUT_TEXT")" > "$DATAFLOW_OUTPUT""#, inputs: ("text", add), output: String.self)
+        guard failingTasks else { return workflow }
+        workflow.task("fails") { () throws -> Int in
+            struct Broken: Error, CustomStringConvertible { var description: String { "broken on purpose" } }
+            throw Broken()
+        }
+        workflow.task("preempted", options: TaskOptions(retries: RetryPolicy(preemptions: 0))) { () throws -> Int in
+            throw TaskPreempted("the test preempts it")
+        }
+        workflow.task("slow", options: TaskOptions(timeoutSeconds: 0.5)) { () async throws -> Int in
+            try await Task.sleep(nanoseconds: 30_000_000_000)
+            return 1
+        }
+        return workflow
+    }
+
+    /// A task that waits (cancellably) until the run is cancelled; it leaves its pid first.
+    public static func conformanceCancel() -> Workflow {
+        let workflow = Workflow("conformance-cancel")
+        workflow.task("waits") { () async throws -> Int in
+            try? "\(getpid())".write(toFile: markerPath(task: "waits", attempt: TaskContext.current!.attempt), atomically: true, encoding: .utf8)
+            try await Task.sleep(nanoseconds: 60_000_000_000)
+            return 1
+        }
+        return workflow
+    }
+
+    /// One graph over three executors: "make" names the executor "pool"; "scale" has the label
+    /// "remote"; "total" runs on the run's default.
+    public static func mixedExecutors() -> Workflow {
+        let workflow = Workflow("mixed-executors")
+        let made = workflow.task("make", options: TaskOptions(executor: "pool")) { () throws -> Tensor<Float> in
+            try TaskContext.current!.makeTensor(shape: [1 << 16], of: Float.self) { out in
+                for index in out.indices { out[index] = Float(index % 3) }
+            }
+        }
+        let scaled = workflow.task("scale", made, options: TaskOptions(labels: ["remote"])) { (x: Tensor<Float>) in
+            Tensor<Float>(x.scalars.map { $0 * 10 })
+        }
+        workflow.task("total", scaled) { (x: Tensor<Float>) in x.reduce(0.0) { $0 + Double($1) } }
         return workflow
     }
 }

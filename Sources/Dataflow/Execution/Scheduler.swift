@@ -494,8 +494,10 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         }
         var event = RunLogEvent(kind: .attempt, runID: runID, time: report.end)  // recorded as it ended
         event.task = node.name
-        event.executor = plan.entries[executorOfTask[index]].name
-        event.node = report.cause.node
+        let entry = plan.entries[executorOfTask[index]]
+        event.executor = entry.name
+        // An executor whose attempts reach the store runs them on this node.
+        event.node = report.cause.node ?? (entry.capabilities.reachesStore ? _hostName : nil)
         event.exitStatus = report.cause.exitStatus.map(Int.init)
         event.signal = report.cause.signal.map(Int.init)
         event.engineState = report.cause.engineState
