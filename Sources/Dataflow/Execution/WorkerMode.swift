@@ -175,11 +175,13 @@ extension Workflow {
                 }
                 store = try SharedObjectStore.create(named: name, capacityBytes: max(64 << 20, 2 * needed + (64 << 20)))
                 privateStoreName = name
+                // Nobody else attaches to it: its name goes now, so that its memory returns to the
+                // system when this process ends, even if it is killed.
+                try? SharedObjectStore.remove(named: name)
             }
         } catch {
             return failure(.error, "worker cannot open its store: \(error.message)")
         }
-        defer { if let privateStoreName { try? SharedObjectStore.remove(named: privateStoreName) } }
         var handles: [ObjectHandle] = []
         for input in spec.inputs {
             do {
