@@ -245,6 +245,32 @@ import Testing
         }
     }
 
+    /// A local task that ignores cancellation past its timeout is reported failed at the
+    /// timeout, and its lane takes the next task while the body still runs on its thread.
+    @Test func aTaskThatIgnoresCancellationPastItsTimeoutDoesNotHoldItsLane() async throws {
+        try await withWorkdir { workdir in
+            let bodyFinished = Counter()
+            let workflow = Workflow("ignores-cancellation")
+            let hog = workflow.task("hog", options: TaskOptions(timeoutSeconds: 0.2)) { () -> Int in
+                for _ in 0..<40 { usleep(50_000) }  // 2 s, never checking for cancellation
+                bodyFinished.next()
+                return 1
+            }
+            let next = workflow.task("next") { bodyFinished.current }
+            workflow.addDependency(next, after: hog)  // (an ordering edge on a failed task: skipped)
+            let independent = workflow.task("independent") { bodyFinished.current }
+            _ = independent
+            var options = RunOptions(workdir: workdir, concurrency: 1, onFailure: .keepGoing, storeCapacityBytes: 16 << 20)
+            options.runID = "ignores-cancellation"
+            let error = await expectDataflowError(.taskFailed) { try await workflow.run(options) }
+            #expect(error?.failures.map(\.task) == ["hog"] && error?.failures.first?.message.contains("timed out") == true)
+            // The run ended while the body still ran: its lane did not wait for it.
+            #expect(bodyFinished.current == 0, "the run waited for the body to return")
+            let events = try RunLog.read(at: "\(workdir)/runs/ignores-cancellation/run.jsonl").filter { $0.kind == .attempt }
+            #expect(events.first { $0.task == "independent" }?.outcome == .succeeded)
+        }
+    }
+
     @Test func cancellingARunStopsItAndLeavesTheStoreConsistent() async throws {
         try await withWorkdir { workdir in
             let store = try SharedObjectStore.create(named: "test-wf-cancel-\(getpid())", capacityBytes: 16 << 20)

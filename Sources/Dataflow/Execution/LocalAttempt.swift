@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Materialize
 import ObjectStore
+import Synchronization
 
 /// What one attempt reports back to the scheduler.
 struct _AttemptReport: @unchecked Sendable {  // the handle is passed from the attempt to the scheduler once
@@ -298,18 +299,66 @@ func _classifyAttemptError(_ error: any Error, timeoutSeconds: Double?, logger: 
 struct _TimedOut: Error {}
 
 /// Runs `body`, cancelling it and throwing `_TimedOut` after `seconds` (none: no limit).
-/// Cancellation is cooperative: a body that never checks for it runs on (the process executor
-/// kills such tasks).
+///
+/// The caller gets `_TimedOut` at the timeout whether or not the body stops: the body runs in a
+/// task of its own, which is cancelled then and left behind. Cancellation is cooperative, so a
+/// body that never checks for it keeps its thread busy until it returns, and its result is then
+/// dropped (an output it made in the store is reclaimed with the run's store, or deleted when the
+/// run ends); the attempt's lane is free at once. (The process executor kills such tasks.)
+/// Cancelling the caller cancels the body too.
 func _withTimeout<T: Sendable>(_ seconds: Double?, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     guard let seconds else { return try await body() }
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
-            return nil
+    let race = _TimeoutRace<T>()
+    let work = Task { race.finish(with: await Result(catching: body)) }
+    let timer = Task {
+        guard (try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))) != nil else { return }
+        race.finish(with: .failure(_TimedOut()))
+    }
+    return try await withTaskCancellationHandler {
+        let result = await race.value()
+        timer.cancel()
+        work.cancel()  // timed out (or cancelled): the body is asked to stop
+        return try result.get()
+    } onCancel: {
+        work.cancel()
+        timer.cancel()
+        race.finish(with: .failure(CancellationError()))
+    }
+}
+
+/// The first of a body's result, its timeout and its caller's cancellation.
+///
+/// - Note: Thread-safe: `state` is guarded by its mutex.
+final class _TimeoutRace<T: Sendable>: Sendable {
+    private let state = Mutex<(result: Result<T, any Error>?, waiter: CheckedContinuation<Result<T, any Error>, Never>?)>((nil, nil))
+
+    /// Records `result` if none came first, and hands it to the waiter.
+    func finish(with result: Result<T, any Error>) {
+        let waiter = state.withLock { state -> CheckedContinuation<Result<T, any Error>, Never>? in
+            guard state.result == nil else { return nil }
+            state.result = result
+            defer { state.waiter = nil }
+            return state.waiter
         }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw _TimedOut() }
-        return value
+        waiter?.resume(returning: result)
+    }
+
+    /// The first result, once there is one.
+    func value() async -> Result<T, any Error> {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> Result<T, any Error>? in
+                if let result = state.result { return result }
+                state.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}
+
+extension Result where Failure == any Error {
+    /// The result of an async throwing body.
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
