@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ObjectStore", targets: ["ObjectStore"]),
         .library(name: "Materialize", targets: ["Materialize"]),
         .library(name: "Dataflow", targets: ["Dataflow"]),
+        .library(name: "DataflowCLI", targets: ["DataflowCLI"]),
         .executable(name: "store-example", targets: ["StoreExample"]),
         .executable(name: "dataflow", targets: ["DataflowCommand"]),
     ],
@@ -22,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // dataflow.toml: a complete TOML parser (toml++) whose syntax errors carry line and column.
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
     ],
     targets: [
         // Shared-memory segments, allocator, object table, handles, typed encoding.
@@ -51,11 +54,22 @@ let package = Package(
             swiftSettings: internalChecks
         ),
 
+        // What any workflow program's `main` needs: the `dataflow.toml` configuration and the
+        // `--executor`/`--config`/`--jobs`/`--dry-run` command line (WorkflowCommandLine).
+        .target(
+            name: "DataflowCLI",
+            dependencies: [
+                "Dataflow", "Materialize",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+
         // The `dataflow` command: demo, bench, store and run inspection; also its own worker.
         .executableTarget(
             name: "DataflowCommand",
             dependencies: [
-                "Dataflow", "Materialize", "ObjectStore", "CLZ4",
+                "Dataflow", "DataflowCLI", "Materialize", "ObjectStore", "CLZ4",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/dataflow"
@@ -63,6 +77,8 @@ let package = Package(
 
         // A custom executor written only against the public API (one fresh process per attempt).
         .target(name: "FreshProcessExecutor", dependencies: ["Dataflow"], path: "Examples/FreshProcessExecutor"),
+        // A workflow program with the `dataflow`-style command line (WorkflowCommandLine.main).
+        .executableTarget(name: "CommandLineProgram", dependencies: ["Dataflow", "DataflowCLI", "ObjectStore"], path: "Examples/CommandLineProgram"),
         // The README's complete worker program: a workflow on warm worker processes.
         .executableTarget(name: "WorkerProgram", dependencies: ["Dataflow", "ObjectStore"], path: "Examples/WorkerProgram"),
         // The README's Swift examples, compiled (a test checks that they match the README).
@@ -93,13 +109,13 @@ let package = Package(
             name: "DataflowTests",
             dependencies: [
                 "Dataflow", "Materialize", "ObjectStore", "DataflowTestWorkflows", "DataflowTestWorker", "WorkerProgram", "ReadmeExamples",
-                "FreshProcessExecutor",
+                "FreshProcessExecutor", "DataflowCLI", "CommandLineProgram",
             ],
             swiftSettings: internalChecks
         ),
         .testTarget(
             name: "DataflowCommandTests",
-            dependencies: ["DataflowCommand"]
+            dependencies: ["DataflowCommand", "DataflowCLI"]
         ),
         .testTarget(
             name: "MaterializeTests",

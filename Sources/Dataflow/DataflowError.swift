@@ -65,7 +65,7 @@ public struct DataflowError: Error, Sendable, CustomStringConvertible {
     /// The error underneath (a store or materialization error), if any.
     public var underlying: (any Error & Sendable)?
 
-    init(_ code: Code, _ message: String, task: String? = nil) {
+    public init(_ code: Code, _ message: String, task: String? = nil) {
         self.code = code
         self.message = message
         self.task = task

@@ -1,3 +1,4 @@
+import DataflowCLI
 import Foundation
 
 /// A hand-written SVG chart of a benchmark: median time against value size for each case, on

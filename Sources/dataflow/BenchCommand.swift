@@ -1,3 +1,4 @@
+import DataflowCLI
 import ArgumentParser
 import Foundation
 import Materialize

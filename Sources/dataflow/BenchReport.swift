@@ -1,3 +1,4 @@
+import DataflowCLI
 import Foundation
 
 /// A finished benchmark: the machine, the settings and every result; rendered as a table,

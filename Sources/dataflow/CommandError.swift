@@ -1,3 +1,4 @@
+import DataflowCLI
 import Foundation
 
 /// The errors of the `dataflow` command. Each message names the option, store, run or file at

@@ -8,8 +8,13 @@ import Foundation
 /// with `--dataflow-worker-pool`) serves the bench workflows; otherwise the command runs.
 @main
 enum DataflowMain {
+    /// The workflows a worker of this program may be asked for: the bench cases' and the demo's.
+    static func workflow(named name: String) -> Workflow? {
+        BenchWorkflows.make(named: name) ?? DemoPipeline.make(named: name)
+    }
+
     static func main() async {
-        await Workflow.runWorkerIfRequested(building: BenchWorkflows.make(named:))
+        await Workflow.runWorkerIfRequested(building: DataflowMain.workflow(named:))
         exit(await run(CommandLine.arguments.dropFirst().map { $0 }))
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dataflow
+import DataflowCLI
 import Foundation
 import ObjectStore
 
@@ -13,10 +14,13 @@ struct DemoCommand: AsyncParsableCommand {
         discussion: """
             Features and targets (float32, deterministic) are written in place in an embedded \
             shared-memory store; every later task reads them as views, without a copy. The \
-            evaluation (a leaf) is kept under the `final` policy in <workdir>/runs/<run>/values/.
+            evaluation (a leaf) is kept under the `final` policy in <workdir>/runs/<run>/values/. \
+            It takes every workflow program's options: `--executor processes` runs it on warm \
+            worker processes, `--dry-run` prints the plan, `--config` reads a dataflow.toml.
             """)
 
-    @OptionGroup var workdirOptions: WorkdirOptions
+    /// The options any workflow program has (`--executor`, `--config`, `-j`, `--workdir`, `--dry-run`, ...).
+    @OptionGroup var runArguments: WorkflowRunArguments
 
     @Option(parsing: .unconditional, help: "Size of the synthetic dataset (features + targets) in MiB.")
     var megabytes: Int = 256
@@ -44,18 +48,23 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let report = try await Self.execute(
-            megabytes: megabytes, features: features, epochs: epochs, seed: seed, workdir: workdirOptions.resolved)
+            megabytes: megabytes, features: features, epochs: epochs, seed: seed, arguments: runArguments)
         print(report, terminator: "")
     }
 
-    /// Runs the demo and returns what it prints.
-    static func execute(megabytes: Int, features: Int, epochs: Int, seed: UInt64, workdir: String) async throws -> String {
+    /// Runs the demo (or prints its plan, with `--dry-run`) and returns what it prints.
+    static func execute(megabytes: Int, features: Int, epochs: Int, seed: UInt64, arguments: WorkflowRunArguments) async throws -> String {
         let bytes = megabytes << 20
         let settings = DemoPipeline.Settings(
             rows: DemoPipeline.Settings.rows(forBytes: bytes, features: features), features: features, epochs: epochs, seed: seed)
         let (workflow, evaluationRef) = DemoPipeline.makeWorkflow(settings)
-        var options = RunOptions(workdir: workdir, storeCapacityBytes: 3 * bytes + (64 << 20))
-        options.progress = .never
+        var options: RunOptions
+        do { options = try arguments.runOptions(for: workflow) } catch { throw CommandError.demoFailed(reason: "\(error)") }
+        options.storeCapacityBytes = 3 * bytes + (64 << 20)
+        if arguments.dryRun {
+            do { return try workflow.plan(options).description } catch { throw CommandError.demoFailed(reason: "\(error)") }
+        }
+        let workdir = options.workdir
         let clock = ContinuousClock.now
         let run: WorkflowRun
         do { run = try await workflow.run(options) } catch {
@@ -68,7 +77,8 @@ struct DemoCommand: AsyncParsableCommand {
         var out = ""
         let featureBytes = settings.rows * features * 4
         out += "dataflow demo: \(settings.rows) rows × \(features) features (float32): features \(ByteSize.human(featureBytes)) + targets \(ByteSize.human(settings.rows * 4)), seed \(seed)\n"
-        out += "run \(run.runID) on the local executor, embedded store '\(run.store.name)', \(String(format: "%.2f", wall.seconds)) s in all\n\n"
+        let executors = Set(summary.tasks.compactMap(\.executor)).sorted().joined(separator: ", ")
+        out += "run \(run.runID) on \(executors.isEmpty ? "?" : executors), embedded store '\(run.store.name)', \(String(format: "%.2f", wall.seconds)) s in all\n\n"
         var table = TextTable(["step", "took", "in (views)", "out", "value"], rightAligned: [1, 2, 3])
         for task in summary.tasks {
             table.append([

@@ -26,6 +26,20 @@ enum DemoPipeline {
             max(16, bytes / (MemoryLayout<Float>.stride * (features + 1)))
         }
         var trainRows: Int { max(1, Int(Double(rows) * trainFraction)) }
+
+        /// The workflow's name, which carries the settings: a worker process rebuilds the same
+        /// workflow from it (`DemoPipeline.make(named:)`).
+        var workflowName: String { "demo-r\(rows)-f\(features)-e\(epochs)-s\(seed)" }
+    }
+
+    /// The demo workflow a name made by `Settings.workflowName` stands for (for worker processes).
+    static func make(named name: String) -> Workflow? {
+        let parts = name.split(separator: "-").map(String.init)
+        guard parts.count == 5, parts[0] == "demo", parts[1].hasPrefix("r"), parts[2].hasPrefix("f"), parts[3].hasPrefix("e"), parts[4].hasPrefix("s"),
+            let rows = Int(parts[1].dropFirst()), let features = Int(parts[2].dropFirst()), let epochs = Int(parts[3].dropFirst()),
+            let seed = UInt64(parts[4].dropFirst())
+        else { return nil }
+        return makeWorkflow(Settings(rows: rows, features: features, epochs: epochs, seed: seed)).0
     }
 
     /// The fitted model: weights on the normalized features, a bias, and the training loss per epoch.
@@ -58,7 +72,7 @@ enum DemoPipeline {
 
     /// Builds the workflow. Outputs of `final` leaves (here: `evaluate`) go to the run directory.
     static func makeWorkflow(_ settings: Settings) -> (Workflow, TaskRef<Evaluation>) {
-        let workflow = Workflow("demo", policy: .final)
+        let workflow = Workflow(settings.workflowName, policy: .final)
         let features = workflow.task("features") { () throws -> Tensor<Float> in try synthesizeFeatures(settings) }
         let targets = workflow.task("targets", features) { (x: Tensor<Float>) throws -> Tensor<Float> in
             try synthesizeTargets(x, settings)

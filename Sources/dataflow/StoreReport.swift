@@ -1,3 +1,4 @@
+import DataflowCLI
 import Foundation
 import ObjectStore
 

@@ -1,3 +1,4 @@
+import DataflowCLI
 import Testing
 @testable import DataflowCommand
 

@@ -1,4 +1,5 @@
 import Dataflow
+import DataflowCLI
 import Foundation
 import ObjectStore
 import Testing
@@ -111,7 +112,8 @@ import Testing
     @Test func demoRunsEndToEnd() async throws {
         let workdir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: workdir) }
-        let output = try await DemoCommand.execute(megabytes: 2, features: 16, epochs: 2, seed: 7, workdir: workdir)
+        let output = try await DemoCommand.execute(
+            megabytes: 2, features: 16, epochs: 2, seed: 7, arguments: WorkflowRunArguments.parse(["--workdir", workdir, "--progress", "never"]))
         for expected in ["features", "normalize", "fit", "evaluate", "without a copy", "R²", "values/evaluate.dfspill"] {
             #expect(output.contains(expected), "demo output lacks \(expected):\n\(output)")
         }

@@ -20,20 +20,7 @@ extension Workflow {
         try options.validate()
         try validateGraph()
         let plan = try _ExecutorPlan(workflow: self, options: options)
-        // By task index: the caller asked for this task's result (default: every leaf).
-        var isRequested = [Bool](repeating: false, count: nodes.count)
-        if let names = options.results {
-            for name in names {
-                guard let index = index(of: name) else {
-                    throw DataflowError(.unknownTask, "result '\(name)' is no task of workflow '\(self.name)'", task: name)
-                }
-                isRequested[index] = true
-            }
-        } else {
-            var consumed = [Bool](repeating: false, count: nodes.count)
-            for node in nodes { for dependency in node.dependencies { consumed[dependency] = true } }
-            for index in nodes.indices where !consumed[index] { isRequested[index] = true }
-        }
+        let isRequested = try requestedResults(options.results)
         let runID = options.runID ?? RunOptions.makeRunID(workflow: name)
         let ownsStore = options.store == nil
         let store: SharedObjectStore
@@ -104,6 +91,27 @@ extension Workflow {
             throw failure
         }
         return run
+    }
+}
+
+extension Workflow {
+    /// By task index: the caller asked for this task's result (`names`; nil: every leaf).
+    /// - Throws: `.unknownTask` for a name that is no task.
+    func requestedResults(_ names: [String]?) throws(DataflowError) -> [Bool] {
+        var isRequested = [Bool](repeating: false, count: nodes.count)
+        if let names {
+            for name in names {
+                guard let index = index(of: name) else {
+                    throw DataflowError(.unknownTask, "result \(_quoted(name)) is no task of workflow '\(self.name)'", task: name)
+                }
+                isRequested[index] = true
+            }
+        } else {
+            var consumed = [Bool](repeating: false, count: nodes.count)
+            for node in nodes { for dependency in node.dependencies { consumed[dependency] = true } }
+            for index in nodes.indices where !consumed[index] { isRequested[index] = true }
+        }
+        return isRequested
     }
 }
 

@@ -122,6 +122,11 @@ public final class Workflow: @unchecked Sendable {  // mutated only while buildi
 
     func appendNode<Output>(_ node: _TaskNode) -> TaskRef<Output> { add(node) }
 
+    /// Replaces the options of the task at `index` (a new node: a run started earlier keeps its graph).
+    func replaceOptions(_ options: TaskOptions, at index: Int) {
+        nodes[index] = nodes[index].replacingOptions(options)
+    }
+
     private func add<Output>(_ node: _TaskNode) -> TaskRef<Output> {
         if indexByName[node.name] == nil {
             indexByName[node.name] = nodes.count
@@ -181,6 +186,13 @@ final class _TaskNode: Sendable {
         self.after = after
         self.isShell = isShell
         self.dependencies = after.isEmpty ? inputs : Array(Set(inputs + after)).sorted()
+    }
+
+    /// This node with other options.
+    func replacingOptions(_ options: TaskOptions) -> _TaskNode {
+        _TaskNode(
+            name: name, inputs: inputs, foreignInputs: foreignInputs, options: options, outputTypeTag: outputTypeTag, after: after,
+            isShell: isShell, run: run)
     }
 
     /// This node with an ordering edge to `index` (and `foreignName` if that task belongs to

@@ -2,10 +2,18 @@ import Foundation
 
 /// A byte count as people write it: `4096`, `64KiB`, `1MiB`, `1GiB` (binary), `1MB`, `1.5GB`
 /// (decimal), `16M`, `1G` (binary). Prints in the largest binary unit that divides it exactly.
-struct ByteSize: Hashable, Comparable, Sendable, CustomStringConvertible {
-    var bytes: Int
+///
+/// - Note: A value type; thread-safe.
+public struct ByteSize: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var bytes: Int
 
-    init(_ bytes: Int) { self.bytes = bytes }
+    public init(_ bytes: Int) { self.bytes = bytes }
+
+    /// Why a size does not parse.
+    public struct ParseError: Error, Sendable, Equatable {
+        /// What was wrong, in words.
+        public var reason: String
+    }
 
     /// Units by (lowercased) suffix.
     private static let units: [(suffix: String, factor: Double)] = [
@@ -15,43 +23,32 @@ struct ByteSize: Hashable, Comparable, Sendable, CustomStringConvertible {
         ("b", 1), ("", 1),
     ]
 
-    /// Parses `text`; `option` names the option it came from, for the error message.
-    /// - Throws: `CommandError.invalidSize` naming the bad value and why.
-    init(parsing text: String, option: String = "size") throws(CommandError) {
+    /// Parses `text`.
+    /// - Throws: `ParseError` saying why it is no size.
+    public init(parsing text: String) throws(ParseError) {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let lower = trimmed.lowercased()
         let numberPart = String(lower.prefix { $0.isNumber || $0 == "." })
         let suffix = String(lower.dropFirst(numberPart.count)).trimmingCharacters(in: .whitespaces)
         guard !numberPart.isEmpty, let number = Double(numberPart) else {
-            throw .invalidSize(value: text, option: option, reason: "expected a number followed by an optional unit")
+            throw ParseError(reason: "expected a number followed by an optional unit")
         }
         guard let unit = Self.units.first(where: { $0.suffix == suffix }) else {
-            throw .invalidSize(value: text, option: option, reason: "unknown unit '\(suffix)' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)")
+            throw ParseError(reason: "unknown unit '\(suffix)' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)")
         }
         let value = number * unit.factor
-        guard value >= 1 else { throw .invalidSize(value: text, option: option, reason: "a size must be at least 1 byte") }
-        guard value < Double(1 << 50) else { throw .invalidSize(value: text, option: option, reason: "too large") }
+        guard value >= 1 else { throw ParseError(reason: "a size must be at least 1 byte") }
+        guard value < Double(1 << 50) else { throw ParseError(reason: "too large") }
         guard value == value.rounded() else {
-            throw .invalidSize(value: text, option: option, reason: "not a whole number of bytes")
+            throw ParseError(reason: "not a whole number of bytes")
         }
         self.bytes = Int(value)
     }
 
-    /// Parses a comma-separated list, e.g. `1MiB,16MiB,256MiB`.
-    static func parseList(_ text: String, option: String) throws(CommandError) -> [ByteSize] {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        guard !parts.isEmpty, !text.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw .invalidSize(value: text, option: option, reason: "empty list")
-        }
-        var sizes: [ByteSize] = []
-        for part in parts { sizes.append(try ByteSize(parsing: part, option: option)) }
-        return sizes
-    }
-
-    static func < (lhs: ByteSize, rhs: ByteSize) -> Bool { lhs.bytes < rhs.bytes }
+    public static func < (lhs: ByteSize, rhs: ByteSize) -> Bool { lhs.bytes < rhs.bytes }
 
     /// `512MiB`, `1GiB`, `3KiB`, or `1000B`.
-    var description: String {
+    public var description: String {
         for (suffix, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] where bytes >= 1 << shift && bytes % (1 << shift) == 0 {
             return "\(bytes >> shift)\(suffix)"
         }
@@ -59,7 +56,7 @@ struct ByteSize: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     /// A rounded, human form: `1.5 GiB`, `640 KiB`, `12 B`.
-    static func human(_ bytes: Int) -> String {
+    public static func human(_ bytes: Int) -> String {
         let value = Double(bytes)
         for (suffix, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] where value >= Double(1 << shift) {
             let scaled = value / Double(1 << shift)

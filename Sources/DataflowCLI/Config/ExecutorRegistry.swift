@@ -1,0 +1,121 @@
+import Dataflow
+import Foundation
+import Synchronization
+
+/// The executor types a configuration file may declare (`type = "..."`), and how each is made
+/// from its table. `local` and `processes` are built in; `slurm` and `ray` are parsed and checked
+/// here, and made by their own targets once those register them; a program registers its own
+/// types (e.g. the example `FreshProcessExecutor`) before it loads a configuration.
+///
+///     ExecutorRegistry.shared.register(type: "fresh-process", keys: ["reaches_store"]) { settings in
+///         FreshProcessExecutor(.init(reachesStore: settings["reaches_store"] != .bool(false)))
+///     }
+///
+/// - Note: Thread-safe.
+public final class ExecutorRegistry: Sendable {
+    /// The registry `DataflowConfig` and `WorkflowCommandLine` use by default.
+    public static let shared = ExecutorRegistry()
+
+    /// Types that need no registration.
+    public static let builtInKinds: Set<String> = ["local", "processes"]
+    /// Types whose settings are parsed and checked here, made once their target registers them.
+    public static let declaredKinds: Set<String> = ["slurm", "ray"]
+
+    /// How a registered type is made from its table's keys (without `type`).
+    public typealias Maker = @Sendable (_ settings: [String: ConfigValue]) throws -> any Executor
+
+    private struct Registration {
+        /// The keys its table may have (nil: any).
+        let keys: Set<String>?
+        let make: Maker
+    }
+
+    private let registrations = Mutex<[String: Registration]>([:])
+
+    public init() {}
+
+    /// Registers executor type `type`: tables with `type = "<type>"` may have `keys` (nil: any)
+    /// and are made by `make`. Registering `slurm` or `ray` makes those types available.
+    public func register(type: String, keys: Set<String>? = nil, make: @escaping Maker) {
+        registrations.withLock { $0[type] = Registration(keys: keys, make: make) }
+    }
+
+    /// Whether `type` may be declared.
+    func isKnown(_ type: String) -> Bool {
+        Self.builtInKinds.contains(type) || Self.declaredKinds.contains(type) || registrations.withLock { $0[type] != nil }
+    }
+
+    /// The keys a registered custom type allows (nil: any, or not registered).
+    func allowedKeys(ofType type: String) -> Set<String>? {
+        registrations.withLock { $0[type]?.keys }
+    }
+
+    /// Known types, for messages.
+    var knownTypes: [String] {
+        (Array(Self.builtInKinds) + Array(Self.declaredKinds) + registrations.withLock { Array($0.keys) }).sorted()
+    }
+
+    /// Makes the executor a declaration describes.
+    /// - Throws: `.executor` naming the executor and why it cannot be made.
+    func make(_ declaration: DataflowConfig.ExecutorDeclaration, concurrency: Int) throws(DataflowError) -> any Executor {
+        let registration = registrations.withLock { $0[declaration.type] }
+        switch declaration.settings {
+        case .local:
+            return LocalExecutor()
+        case .processes(let settings):
+            return try ProcessExecutor(.init(
+                workerCount: settings.workers ?? concurrency, executable: settings.executable, arguments: settings.arguments,
+                prefaultStore: settings.prefaultStore ?? true))
+        case .slurm, .ray, .custom:
+            guard let registration else {
+                throw DataflowError(
+                    .executor,
+                    "executor '\(declaration.name)' has type '\(declaration.type)', which this program does not include"
+                        + (Self.declaredKinds.contains(declaration.type) ? " (its settings are valid; the \(declaration.type) executor is not part of this build)" : ""))
+            }
+            do {
+                return try registration.make(Self.rawSettings(of: declaration.settings))
+            } catch let error as DataflowError {
+                throw error
+            } catch {
+                throw DataflowError(.executor, "executor '\(declaration.name)' (\(declaration.type)) cannot be made: \(error)")
+            }
+        }
+    }
+
+    /// A built-in executor by kind: `local`, or `processes` with `concurrency` workers.
+    /// - Throws: `.unknownExecutor` for any other name.
+    func makeBuiltIn(kind: String, concurrency: Int) throws(DataflowError) -> any Executor {
+        switch kind {
+        case "local": return LocalExecutor()
+        case "processes": return try ProcessExecutor(.init(workerCount: concurrency))
+        default:
+            throw DataflowError(.unknownExecutor, "no executor named \(_quote(kind)) is declared, and it is no built-in kind (local, processes)")
+        }
+    }
+
+    /// The settings of a `slurm` or `ray` table as raw values, for a registered maker.
+    private static func rawSettings(of settings: DataflowConfig.ExecutorSettings) -> [String: ConfigValue] {
+        var raw: [String: ConfigValue] = [:]
+        switch settings {
+        case .custom(let values): return values
+        case .slurm(let slurm):
+            if let partition = slurm.partition { raw["partition"] = .string(partition) }
+            if let account = slurm.account { raw["account"] = .string(account) }
+            if let qos = slurm.qos { raw["qos"] = .string(qos) }
+            if let time = slurm.time { raw["time"] = .string(time) }
+            if !slurm.sbatchArguments.isEmpty { raw["sbatch_args"] = .array(slurm.sbatchArguments.map { .string($0) }) }
+            if let poll = slurm.pollIntervalSeconds { raw["poll_interval"] = .double(poll) }
+        case .ray(let ray):
+            if let address = ray.dashboardAddress { raw["dashboard_address"] = .string(address) }
+            if let directory = ray.workingDirectory { raw["working_dir"] = .string(directory) }
+            if let minimum = ray.pollIntervalMinSeconds { raw["poll_interval_min"] = .double(minimum) }
+            if let maximum = ray.pollIntervalMaxSeconds { raw["poll_interval_max"] = .double(maximum) }
+            if let submit = ray.maxSubmit { raw["max_submit"] = .int(submit) }
+            if let aware = ray.autoscalerAware { raw["autoscaler_aware"] = .bool(aware) }
+        case .local, .processes:
+            break
+        }
+        return raw
+    }
+}

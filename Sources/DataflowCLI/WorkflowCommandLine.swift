@@ -1,0 +1,176 @@
+import ArgumentParser
+import Dataflow
+import Foundation
+import Materialize
+
+/// The `dataflow`-style command line of any workflow program: one call in `main` serves the
+/// worker modes and otherwise runs the workflow, so that the same binary runs on threads, on
+/// warm workers or (later) on a cluster by switching `--executor`.
+///
+///     // main.swift
+///     import Dataflow
+///     import DataflowCLI
+///
+///     func makeWorkflow() -> Workflow { ... }   // no side effects: workers build it again
+///     await WorkflowCommandLine.main(makeWorkflow)
+///
+/// Options (`--help` lists them): `--executor NAME` (a declared executor, or `local` /
+/// `processes`), `--config FILE` (else `$DATAFLOW_CONFIG`, else `./dataflow.toml`), `-j/--jobs
+/// N`, `--workdir DIR`, `--keep-going`, `--policy P`, `--results a,b`, `--dry-run` (prints the
+/// plan: each task, its executor and resources, where each value will live and why),
+/// `--progress auto|always|never`. Flags override environment variables, which override the
+/// file. It prints the progress line while it runs and a summary at the end, and exits 0 when
+/// every task succeeded, 1 otherwise (and for bad options, with a message naming them).
+public enum WorkflowCommandLine {
+    /// Serves a worker mode (if this process was started as a worker) or runs the workflow `make`
+    /// builds with the options of `arguments`; then exits the process.
+    public static func main(
+        _ make: @escaping @Sendable () -> Workflow, arguments: [String] = CommandLine.arguments,
+        registry: ExecutorRegistry = .shared
+    ) async -> Never {
+        let workflow = make()
+        await Workflow.runWorkerIfRequested([workflow], arguments: arguments)
+        exit(await run(workflow, arguments: Array(arguments.dropFirst()), registry: registry))
+    }
+
+    /// Parses `arguments` (without the program name) and runs `workflow` with them; prints the
+    /// summary (or the plan) to standard output and errors to standard error.
+    /// - Returns: the exit status: 0 when every task succeeded (or for `--help` and
+    ///   `--dry-run`), 1 otherwise.
+    public static func run(_ workflow: Workflow, arguments: [String], registry: ExecutorRegistry = .shared) async -> Int32 {
+        let parsed: WorkflowRunArguments
+        do {
+            parsed = try WorkflowRunArguments.parse(arguments)
+        } catch {
+            let message = WorkflowRunArguments.fullMessage(for: error)
+            if WorkflowRunArguments.exitCode(for: error) == .success {
+                print(message)
+                return 0
+            }
+            FileHandle.standardError.write(Data("\(message)\n".utf8))
+            return 1
+        }
+        do {
+            _ = try await parsed.execute(workflow, registry: registry) { print($0, terminator: "") }
+            return 0
+        } catch {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            return 1
+        }
+    }
+}
+
+/// The options every workflow program's command line has (an `@OptionGroup` for a command of
+/// your own: `dataflow demo` uses it).
+public struct WorkflowRunArguments: ParsableArguments, Sendable {
+    @Option(name: .long, help: ArgumentHelp("The default executor: a name declared in the configuration, or local or processes.", valueName: "name"))
+    public var executor: String?
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file (default: $DATAFLOW_CONFIG, else ./dataflow.toml if it exists).", valueName: "file"))
+    public var config: String?
+
+    @Option(name: [.customShort("j"), .long], parsing: .unconditional, help: ArgumentHelp("Tasks running at once (default: the machine's cores).", valueName: "n"))
+    public var jobs: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Work directory holding runs/ and spill/ (default: $DATAFLOW_WORKDIR, else ./.dataflow).", valueName: "dir"))
+    public var workdir: String?
+
+    @Flag(name: .long, help: "Go on with every task that does not depend on a failed one.")
+    public var keepGoing = false
+
+    @Option(name: .long, help: ArgumentHelp("The workflow's materialization policy: always, auto, never or final.", valueName: "policy"))
+    public var policy: String?
+
+    @Option(name: .long, help: ArgumentHelp("Tasks whose results to keep, comma-separated (default: every leaf).", valueName: "tasks"))
+    public var results: String?
+
+    @Flag(name: .long, help: "Print the plan (each task's executor and resources, where each value will live and why) and run nothing.")
+    public var dryRun = false
+
+    @Option(name: .long, help: ArgumentHelp("When to show the progress line: auto (on a terminal), always or never.", valueName: "when"))
+    public var progress: String = "auto"
+
+    public init() {}
+
+    public func validate() throws {
+        if let jobs, jobs < 1 { throw ValidationError("invalid value '\(jobs)' for -j/--jobs: must be at least 1") }
+        if let policy, MaterializationPolicy(rawValue: policy) == nil {
+            throw ValidationError("invalid value '\(policy)' for --policy: use always, auto, never or final")
+        }
+        guard RunOptions.ProgressMode(rawValue: progress == "auto" ? "automatic" : progress) != nil else {
+            throw ValidationError("invalid value '\(progress)' for --progress: use auto, always or never")
+        }
+    }
+
+    /// The run's options from the configuration file, the environment and these flags (in
+    /// that order of precedence, lowest first), with per-task and per-label settings applied
+    /// to `workflow`.
+    /// - Throws: `ConfigError`, `DataflowError`.
+    public func runOptions(for workflow: Workflow, registry: ExecutorRegistry = .shared,
+                           environment: [String: String] = ProcessInfo.processInfo.environment) throws -> RunOptions {
+        var config = DataflowConfig()
+        if let path = DataflowConfig.locate(explicit: self.config, environment: environment) {
+            config = try DataflowConfig.load(path: path, registry: registry)
+        }
+        try config.applyEnvironment(environment)
+        if let workdir { config.run.workdir = workdir }
+        if let jobs { config.run.concurrency = jobs }
+        if keepGoing { config.run.keepGoing = true }
+        if let policy { config.run.policy = MaterializationPolicy(rawValue: policy) }
+        if let executor { config.run.executor = executor }
+        var options = RunOptions()
+        try config.apply(to: workflow, options: &options, registry: registry)
+        if let results { options.results = results.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        options.progress = RunOptions.ProgressMode(rawValue: progress == "auto" ? "automatic" : progress) ?? .automatic
+        return options
+    }
+
+    /// Runs `workflow` with these options, or prints its plan (`--dry-run`); `write` gets the
+    /// plan or the summary.
+    /// - Returns: the run (nil for a dry run).
+    /// - Throws: the run's `DataflowError` (its message lists every failed task), `ConfigError`.
+    @discardableResult
+    public func execute(_ workflow: Workflow, registry: ExecutorRegistry = .shared, write: (String) -> Void) async throws -> WorkflowRun? {
+        let options = try runOptions(for: workflow, registry: registry)
+        if dryRun {
+            write(try workflow.plan(options).description)
+            return nil
+        }
+        let started = ContinuousClock.now
+        let run = try await workflow.run(options)
+        write(RunReport(run: run, seconds: (ContinuousClock.now - started).secondsValue).description)
+        return run
+    }
+}
+
+/// The summary a workflow program prints after a run: its id, tasks by outcome, executors,
+/// wall time, where its directory is, and its results.
+public struct RunReport: CustomStringConvertible, Sendable {
+    public let run: WorkflowRun
+    public let seconds: Double
+
+    public var description: String {
+        let events = (try? RunLog.read(at: run.logPath)) ?? []
+        let finished = events.last { $0.kind == .runFinished }
+        let executors = Set(events.compactMap { $0.kind == .attempt ? $0.executor : nil }).sorted()
+        var out = "run \(run.runID): \(finished?.succeeded ?? 0) succeeded, \(finished?.failed ?? 0) failed, \(finished?.skipped ?? 0) skipped"
+        out += " in \(String(format: "%.2f", seconds)) s on \(executors.isEmpty ? "no executor" : executors.joined(separator: ", "))\n"
+        out += "  run directory: \(run.directory)\n"
+        let records = Dictionary(run.records.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+        for name in run.resultNames {
+            let record = records[name]
+            let size = record.map { ByteSize.human($0.byteCount) } ?? "?"
+            let files = record?.files.filter { $0.contains("/values/") } ?? []
+            out += "  result \(name): \(size)" + (files.isEmpty ? " (in memory)" : " in \(files.joined(separator: ", "))") + "\n"
+        }
+        return out
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a `Double`.
+    var secondsValue: Double {
+        let (whole, attoseconds) = components
+        return Double(whole) + Double(attoseconds) * 1e-18
+    }
+}
