@@ -26,7 +26,7 @@ import Testing
         }
         #expect(blocks.count >= 5, "found \(blocks.count) swift blocks")
         var sources: [[String]] = []
-        for directory in ["Examples/ReadmeExamples", "Examples/WorkerProgram"] {
+        for directory in ["Examples/ReadmeExamples", "Examples/WorkerProgram", "Examples/CommandLineProgram"] {
             for file in try FileManager.default.contentsOfDirectory(atPath: "\(Self.root)/\(directory)") where file.hasSuffix(".swift") {
                 sources.append(codeLines(try String(contentsOfFile: "\(Self.root)/\(directory)/\(file)", encoding: .utf8)))
             }
