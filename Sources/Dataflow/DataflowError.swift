@@ -76,19 +76,25 @@ public struct DataflowError: Error, Sendable, CustomStringConvertible {
 
 /// `text` in single quotes for a message, with control characters, quotes and backslashes
 /// escaped (`\n`, `\u{1B}`), so that a name cannot forge or garble the lines it appears in.
-func _quoted(_ text: String) -> String {
-    var out = "'"
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case "'": out += "\\'"
-        case "\\": out += "\\\\"
-        case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value):
-            out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
-        default: out.unicodeScalars.append(scalar)
+func _quoted(_ text: String) -> String { DataflowError.quote(text) }
+
+extension DataflowError {
+    /// `text` in single quotes for a message, with control characters, quotes and backslashes
+    /// escaped (`\n`, `\u{1B}`), so that a name cannot forge or garble the lines it appears in.
+    public static func quote(_ text: String) -> String {
+        var out = "'"
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "'": out += "\\'"
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value):
+                out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: out.unicodeScalars.append(scalar)
+            }
         }
+        return out + "'"
     }
-    return out + "'"
 }

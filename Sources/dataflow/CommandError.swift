@@ -1,3 +1,4 @@
+import Dataflow
 import DataflowCLI
 import Foundation
 
@@ -61,21 +62,5 @@ extension CommandError: LocalizedError {
     var errorDescription: String? { description }
 }
 
-/// `text` in single quotes with control characters, quotes and backslashes escaped (`\n`,
-/// `\u{1B}`), so that a name given on the command line cannot garble the message.
-func quoted(_ text: String) -> String {
-    var out = "'"
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case "'": out += "\\'"
-        case "\\": out += "\\\\"
-        case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value):
-            out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "'"
-}
+/// `text` in single quotes with control characters, quotes and backslashes escaped.
+func quoted(_ text: String) -> String { DataflowError.quote(text) }

@@ -265,8 +265,4 @@ public enum ConfigValue: Sendable, Equatable {
 }
 
 /// `text` in single quotes, control characters escaped.
-func _quote(_ text: String) -> String {
-    "'" + text.unicodeScalars.map { scalar in
-        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) ? "\\u{\(String(scalar.value, radix: 16, uppercase: true))}" : String(scalar)
-    }.joined() + "'"
-}
+func _quote(_ text: String) -> String { DataflowError.quote(text) }
