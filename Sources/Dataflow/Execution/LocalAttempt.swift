@@ -17,10 +17,23 @@ struct _AttemptReport: @unchecked Sendable {  // the handle is passed from the a
     var logPath: String
     /// The attempt wrote to its log file (so it exists).
     var logWritten: Bool
-    /// Why it ended, as far as the executor tells (exit status, signal, engine state, node).
-    var cause = AttemptCause()
+    /// Why it ended, as far as the executor tells (exit status, signal, engine state, node);
+    /// boxed, so that an attempt that says nothing (a local one) carries one word.
+    var causeBox: _AttemptCauseBox? = nil
+    /// The executor said why it ended.
+    var hasCause: Bool { causeBox != nil }
+    var cause: AttemptCause {
+        get { causeBox?.cause ?? AttemptCause() }
+        set { causeBox = newValue == AttemptCause() ? nil : _AttemptCauseBox(newValue) }
+    }
     /// Its task's resources were reserved for it (not riding on another's in a batch).
     var holdsResources = true
+}
+
+/// An `AttemptCause` in a box. Immutable; thread-safe.
+final class _AttemptCauseBox: Sendable {
+    let cause: AttemptCause
+    init(_ cause: AttemptCause) { self.cause = cause }
 }
 
 /// A succeeded attempt's output object: its id and size, and a handle on it when one is held. A
@@ -145,10 +158,18 @@ struct _AttemptContext: Sendable {
 
     /// Handles on the attempt's inputs, restored from spill files if they were spilled (waiting
     /// for room, without blocking a thread, up to `RunOptions.memoryWaitSeconds`).
+    @inline(__always)
     func readInputs() async throws(MaterializeError) -> [ObjectHandle] {
         var handles: [ObjectHandle] = []
         handles.reserveCapacity(inputs.count)
-        for id in inputs { handles.append(try await spill.get(id, waitingForRoomUpTo: environment.memoryWaitSeconds)) }
+        for id in inputs {
+            // In memory, the common case, without an async call; else restored, waiting for room.
+            if let handle = try spill.getFromMemory(id) {
+                handles.append(handle)
+            } else {
+                handles.append(try await spill.get(id, waitingForRoomUpTo: environment.memoryWaitSeconds))
+            }
+        }
         return handles
     }
 
@@ -204,6 +225,7 @@ struct _AttemptContext: Sendable {
 /// worker, a one-shot worker): calls the task body with its inputs and its timeout, puts its
 /// value into the store (unless the body made it there in place), and classifies how it ended.
 /// `spill` (if any) makes the output wait for room without blocking a thread.
+@inline(__always)
 func _runTaskBody(
     _ node: _TaskNode, inputs: [ObjectHandle], context: TaskContext, spill: SpillManager?, memoryWaitSeconds: Double,
     holdingSmallValues: Bool

@@ -160,6 +160,15 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     private let executorOfTask: [Int]
     /// By executor: the most attempts in flight at once. Immutable.
     private let executorLimits: [Int]
+    /// By executor: the executor, its name in the run, and whether it runs attempts with
+    /// `runHere` on the lane (then the lane calls the runner itself). Immutable; arrays of their
+    /// own, so that a launch reads what it needs without copying a plan entry.
+    private let executors: [any Executor]
+    private let executorNames: [String]
+    private let executorReachesStore: [Bool]
+    private let executorRunsAttemptsHere: [Bool]
+    /// By task index: every consumer of its output reaches the store. Immutable.
+    private let everyConsumerReachesStore: [Bool]
     /// By executor: attempts in flight now (riders of a batch not counted).
     private var executorInFlight: [Int]
     /// Dependents of each task (data and ordering edges). Immutable.
@@ -206,6 +215,11 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         self.plan = plan
         self.executorOfTask = plan.executorOfTask
         self.executorLimits = plan.entries.map(\.limit)
+        self.executors = plan.entries.map(\.executor)
+        self.executorNames = plan.entries.map(\.name)
+        self.executorReachesStore = plan.entries.map(\.capabilities.reachesStore)
+        self.executorRunsAttemptsHere = plan.entries.map(\.capabilities.runsAttemptsHere)
+        self.everyConsumerReachesStore = plan.everyConsumerReachesStore
         self.executorInFlight = [Int](repeating: 0, count: plan.entries.count)
         self.workflow = workflow
         self.nodes = workflow.nodes
@@ -257,6 +271,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     func execute() async -> DataflowError? {
         var started = RunLogEvent(kind: .runStarted, runID: runID)
         started.taskCount = nodes.count
+        started.node = _hostName
         let executorList = plan.entries.map { "\($0.name) (\($0.executor.kind), up to \($0.limit) at once)" }.joined(separator: ", ")
         started.message = "workflow '\(workflow.name)', store '\(store.name)', concurrency \(options.concurrency), capacity \(options.capacity), executors \(executorList)"
         log.append(started)
@@ -337,10 +352,15 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
                 let started = DispatchTime.now().uptimeNanoseconds
                 for context in contexts {
                     // Cancelled while the batch ran: the rest do not start.
-                    let entry = plan.entries[executorOfTask[context.index]]
-                    var report = Task.isCancelled
-                        ? context.cancelledReport()
-                        : await entry.executor.run(AttemptLaunch(context, reachesStore: entry.capabilities.reachesStore)).report
+                    let executor = executorOfTask[context.index]
+                    var report: _AttemptReport
+                    if Task.isCancelled {
+                        report = context.cancelledReport()
+                    } else if executorRunsAttemptsHere[executor] {
+                        report = await context.runHere()
+                    } else {
+                        report = await executors[executor].run(AttemptLaunch(context, reachesStore: executorReachesStore[executor])).report
+                    }
                     report.holdsResources = context.holdsResources
                     finishedAttempts.append((report, registerOutput(report)))
                 }
@@ -477,7 +497,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         let index = report.index
         let facts = ValueFacts(
             isLeaf: dataConsumers[index] == 0, consumerNeedsFile: readByShell[index],
-            everyConsumerReachesStore: plan.everyConsumerReachesStore[index],
+            everyConsumerReachesStore: everyConsumerReachesStore[index],
             remainingConsumers: dataConsumers[index], isRequestedResult: isRequested[index])
         let name = nodes[index].name
         let policy = nodes[index].options.policy ?? workflow.defaultPolicy
@@ -502,13 +522,15 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         }
         var event = RunLogEvent(kind: .attempt, runID: runID, time: report.end)  // recorded as it ended
         event.task = node.name
-        let entry = plan.entries[executorOfTask[index]]
-        event.executor = entry.name
-        // An executor whose attempts reach the store runs them on this node.
-        event.node = report.cause.node ?? (entry.capabilities.reachesStore ? _hostName : nil)
-        event.exitStatus = report.cause.exitStatus.map(Int.init)
-        event.signal = report.cause.signal.map(Int.init)
-        event.engineState = report.cause.engineState
+        event.executor = executorNames[executorOfTask[index]]
+        // (Attempts on this node say nothing: the run-started event names the node.)
+        if report.hasCause {
+            let cause = report.cause
+            event.node = cause.node
+            event.exitStatus = cause.exitStatus.map(Int.init)
+            event.signal = cause.signal.map(Int.init)
+            event.engineState = cause.engineState
+        }
         event.attempt = report.attempt
         event.start = report.start
         event.end = report.end

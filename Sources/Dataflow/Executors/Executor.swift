@@ -81,11 +81,16 @@ public struct ExecutorCapabilities: Sendable, Equatable {
     public var canCancel: Bool
     /// The most attempts it runs at once (nil: as many as the run's concurrency allows).
     public var maxConcurrentAttempts: Int?
+    /// Its `run(_:)` is exactly `attempt.runHere()`: the scheduler then calls the attempt
+    /// runner on the lane itself, saving a call through the protocol per attempt (a trivial
+    /// task costs a few microseconds in all).
+    public var runsAttemptsHere: Bool
 
     public init(
         reachesStore: Bool, sharesRunDirectory: Bool = true, nodeResources: Resources? = nil, canCancel: Bool = true,
-        maxConcurrentAttempts: Int? = nil
+        maxConcurrentAttempts: Int? = nil, runsAttemptsHere: Bool = false
     ) {
+        self.runsAttemptsHere = runsAttemptsHere
         self.reachesStore = reachesStore
         self.sharesRunDirectory = sharesRunDirectory
         self.nodeResources = nodeResources

@@ -27,12 +27,14 @@ public struct RunDirectory: Sendable, Hashable, CustomStringConvertible {
     /// The run directory of run `runID` under `workdir` (the run id must be valid: see
     /// `RunOptions.validateRunID`).
     public init(workdir: String, runID: String) {
-        self.path = "\(Self.runsDirectory(workdir: workdir))/\(runID)"
+        self.init(path: "\(Self.runsDirectory(workdir: workdir))/\(runID)")
     }
 
     /// A run directory at `path` (as a worker or a tool is told it).
     public init(path: String) {
         self.path = path
+        // Made once: every attempt asks for its log's directory.
+        self.logsDirectory = "\(path)/logs"
     }
 
     public var description: String { path }
@@ -46,7 +48,7 @@ public struct RunDirectory: Sendable, Hashable, CustomStringConvertible {
     /// The run log.
     public var logPath: String { "\(path)/run.jsonl" }
     /// Attempt logs.
-    public var logsDirectory: String { "\(path)/logs" }
+    public let logsDirectory: String
     /// Values kept by policy.
     public var valuesDirectory: String { "\(path)/values" }
     /// Values for consumers that read files.

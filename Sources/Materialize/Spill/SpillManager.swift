@@ -222,8 +222,9 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
         }
     }
 
-    /// The object if it is in memory and sealed; nil if it is being restored or is not there.
-    private func getFromMemory(_ id: ObjectID) throws(MaterializeError) -> ObjectHandle? {
+    /// The object if it is in memory and sealed; nil if it is being restored or is not there
+    /// (then `get` restores it). No clock read, no claim: the common, cheap case.
+    public func getFromMemory(_ id: ObjectID) throws(MaterializeError) -> ObjectHandle? {
         do {
             return try store.get(id)
         } catch where error.code == .objectNotSealed || error.code == .objectNotFound {

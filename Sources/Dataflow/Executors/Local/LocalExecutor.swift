@@ -11,6 +11,8 @@
 public final class LocalExecutor: Executor {
     public init() {}
     public var kind: String { "local" }
-    public var capabilities: ExecutorCapabilities { ExecutorCapabilities(reachesStore: true, sharesRunDirectory: true, canCancel: true) }
+    public var capabilities: ExecutorCapabilities {
+        ExecutorCapabilities(reachesStore: true, sharesRunDirectory: true, canCancel: true, runsAttemptsHere: true)
+    }
     public func run(_ attempt: AttemptLaunch) async -> AttemptEnding { await attempt.runHere() }
 }
