@@ -250,9 +250,13 @@ import Testing
     @Test func aTaskThatIgnoresCancellationPastItsTimeoutDoesNotHoldItsLane() async throws {
         try await withWorkdir { workdir in
             let bodyFinished = Counter()
+            // The body blocks until the test opens the gate, after the run returned: it never
+            // checks for cancellation, so only a lane that does not wait for it lets the run end.
+            let gate = DispatchSemaphore(value: 0)
+            defer { gate.signal() }
             let workflow = Workflow("ignores-cancellation")
             let hog = workflow.task("hog", options: TaskOptions(timeoutSeconds: 0.2)) { () -> Int in
-                for _ in 0..<40 { usleep(50_000) }  // 2 s, never checking for cancellation
+                gate.wait()
                 bodyFinished.next()
                 return 1
             }
