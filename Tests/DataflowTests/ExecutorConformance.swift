@@ -36,6 +36,12 @@ func checkExecutorConformance(_ executor: any Executor, sourceLocation: SourceLo
             #expect(outcomes(task) == [.succeeded], "\(task): \(outcomes(task))", sourceLocation: sourceLocation)
         }
         #expect(outcomes("fails") == [.failed] && outcomes("preempted") == [.preempted] && outcomes("slow") == [.failed], sourceLocation: sourceLocation)
+        // Each attempt's start and end are its own: the one that ran to its 0.5 s timeout took that long.
+        if let slow = events.first(where: { $0.task == "slow" }), let start = slow.start, let end = slow.end {
+            #expect(end.timeIntervalSince(start) >= 0.45, "slow took \(end.timeIntervalSince(start)) s", sourceLocation: sourceLocation)
+        } else {
+            Issue.record("no start and end for 'slow'", sourceLocation: sourceLocation)
+        }
         #expect(events.filter { $0.task != "echo" }.allSatisfy { $0.executor == executor.kind }, "\(events.map { $0.executor ?? "-" })", sourceLocation: sourceLocation)
         // The edge into the shell task went through a file; the values kept as results are readable.
         let addEvent = events.first { $0.task == "add" }

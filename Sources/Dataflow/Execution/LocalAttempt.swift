@@ -114,22 +114,22 @@ struct _AttemptContext: Sendable {
             bytesIn: 0, logPath: "", logWritten: false)
     }
 
-    /// A report of this attempt ending now (started now too: for endings an executor makes).
-    /// The log file counts if it exists.
-    func report(_ outcome: AttemptOutcome, _ output: _AttemptOutput?, _ message: String?, bytesIn: Int = 0) -> _AttemptReport {
+    /// A report of this attempt, launched at `start` and ending now (for endings an executor
+    /// makes). The log file counts if it exists.
+    func report(_ outcome: AttemptOutcome, _ output: _AttemptOutput?, _ message: String?, bytesIn: Int = 0, start: Date) -> _AttemptReport {
         let logPath = runDirectory.attemptLogPath(task: node.name, attempt: attempt)
         let written = FileManager.default.fileExists(atPath: logPath)
         return _AttemptReport(
-            index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: Date(), end: Date(),
+            index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: start, end: Date(),
             bytesIn: bytesIn, logPath: written ? logPath : "", logWritten: written)
     }
 
     /// The ending a worker's attempt record says: its output found in the store by descriptor
     /// (restored if spilled meanwhile), or restored from the file a worker without the store
     /// wrote.
-    func ending(from record: WorkerResult) async -> AttemptEnding {
+    func ending(from record: WorkerResult, start: Date) async -> AttemptEnding {
         guard record.outcome == .succeeded else {
-            return AttemptEnding(report(record.outcome, nil, record.message ?? "the worker reported \(record.outcome)", bytesIn: record.bytesIn))
+            return AttemptEnding(report(record.outcome, nil, record.message ?? "the worker reported \(record.outcome)", bytesIn: record.bytesIn, start: start))
         }
         switch record.output {
         case .object(let descriptor)?:
@@ -138,21 +138,21 @@ struct _AttemptContext: Sendable {
                 do { handle = try store.get(descriptor) } catch {
                     handle = try await spill.get(descriptor.id, waitingForRoomUpTo: environment.memoryWaitSeconds)
                 }
-                return AttemptEnding(report(.succeeded, _AttemptOutput(handle), nil, bytesIn: record.bytesIn))
+                return AttemptEnding(report(.succeeded, _AttemptOutput(handle), nil, bytesIn: record.bytesIn, start: start))
             } catch {
-                return AttemptEnding(report(.error, nil, "reading the worker's output \(descriptor.id): \(error)", bytesIn: record.bytesIn))
+                return AttemptEnding(report(.error, nil, "reading the worker's output \(descriptor.id): \(error)", bytesIn: record.bytesIn, start: start))
             }
         case .file(let path)?:
             let outputID = _attemptOutputID(runID: runID, taskName: node.name, attempt: attempt)
             do {
                 let handle = try SpillFile.restore(from: path, into: store, as: outputID)
                 try? FileManager.default.removeItem(atPath: path)
-                return AttemptEnding(report(.succeeded, _AttemptOutput(handle), nil, bytesIn: record.bytesIn))
+                return AttemptEnding(report(.succeeded, _AttemptOutput(handle), nil, bytesIn: record.bytesIn, start: start))
             } catch {
-                return AttemptEnding(report(.error, nil, "reading the worker's output file '\(path)': \(error)", bytesIn: record.bytesIn))
+                return AttemptEnding(report(.error, nil, "reading the worker's output file '\(path)': \(error)", bytesIn: record.bytesIn, start: start))
             }
         case nil:
-            return AttemptEnding(report(.error, nil, "the worker succeeded but named no output", bytesIn: record.bytesIn))
+            return AttemptEnding(report(.error, nil, "the worker succeeded but named no output", bytesIn: record.bytesIn, start: start))
         }
     }
 

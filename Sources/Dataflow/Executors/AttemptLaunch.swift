@@ -13,9 +13,13 @@ public struct AttemptLaunch: Sendable {
     /// The executor's capabilities in this run (decides how inputs are handed over).
     let reachesStore: Bool
 
+    /// When the scheduler launched it (an ending's start).
+    public let launchedAt: Date
+
     init(_ context: _AttemptContext, reachesStore: Bool) {
         self.context = context
         self.reachesStore = reachesStore
+        self.launchedAt = Date()
     }
 
     /// The task's name.
@@ -97,7 +101,7 @@ public struct AttemptLaunch: Sendable {
     /// An ending with no output: failed, preempted, error or cancelled (or succeeded for a
     /// custom executor's own reasons: then there is no value, and the scheduler records an error).
     public func ending(_ outcome: AttemptOutcome, message: String, cause: AttemptCause = AttemptCause()) -> AttemptEnding {
-        var report = context.report(outcome == .succeeded ? .error : outcome, nil, outcome == .succeeded ? "\(message) (an ending without an output)" : message)
+        var report = context.report(outcome == .succeeded ? .error : outcome, nil, outcome == .succeeded ? "\(message) (an ending without an output)" : message, start: launchedAt)
         report.cause = cause
         return AttemptEnding(report)
     }
@@ -106,7 +110,7 @@ public struct AttemptLaunch: Sendable {
     /// a succeeded output is found in the store (by descriptor, restored if spilled meanwhile)
     /// or, from a worker without the store, restored from its file into the store.
     public func ending(_ record: WorkerResult, cause: AttemptCause = AttemptCause()) async -> AttemptEnding {
-        var ending = await context.ending(from: record)
+        var ending = await context.ending(from: record, start: launchedAt)
         ending.report.cause = cause
         return ending
     }
