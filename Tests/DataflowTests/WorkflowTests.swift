@@ -300,7 +300,7 @@ import Testing
             }
             try store.verifyIntegrity()
             let stats = try store.statistics()
-            #expect(stats.objectCount == 0 && stats.creatingCount == 0)
+            #expect(stats.objectCount == 0 && stats.creatingCount == 0, "\(stats); \((try? store.capacityReport()).map { "\($0)" } ?? "")")
         }
     }
 

@@ -84,15 +84,25 @@ enum _ShellRunner {
         let child = try ChildProcess.spawn(
             executable: "/bin/bash", arguments: ["-c", command], environment: environment, workingDirectory: directory,
             outputFile: context.logPath)
-        // The timeout is enforced on a Dispatch timer: the Swift-concurrency pool that runs
-        // `_withTimeout` can be busy (blocking task bodies), and the command must still stop.
+        // The timeout is enforced on a thread of its own: the Swift-concurrency pool that runs
+        // `_withTimeout`, and Dispatch's pool, can be busy (blocking task bodies, a loaded
+        // machine), and the command must still stop on time.
         let timedOut = Atomic<Bool>(false)
         if let timeout = context.timeoutSeconds {
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+            let watchdog = Thread {
+                let deadline = Date().addingTimeInterval(timeout)
+                while child.exitIfEnded == nil, case let left = deadline.timeIntervalSinceNow, left > 0 {
+                    Thread.sleep(forTimeInterval: min(0.02, left))  // a thread of its own: no pool is blocked
+                }
                 guard child.exitIfEnded == nil else { return }
                 timedOut.store(true, ordering: .relaxed)
-                terminate(child)
+                child.signal(SIGTERM)
+                let killAt = Date().addingTimeInterval(2)
+                while child.exitIfEnded == nil && Date() < killAt { Thread.sleep(forTimeInterval: 0.02) }
+                child.signal(SIGKILL)  // anything that lingers (nothing, once it was reaped)
             }
+            watchdog.name = "dataflow-shell-timeout"
+            watchdog.start()
         }
         let exit = await withTaskCancellationHandler {
             await child.exit()
