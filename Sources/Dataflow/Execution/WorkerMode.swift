@@ -244,6 +244,8 @@ extension Workflow {
 /// sees a whole record or none (the record is written last, after the output).
 func _writeAttemptRecord(_ result: WorkerResult, to path: String) {
     guard !path.isEmpty, let data = try? JSONEncoder().encode(result) else { return }
+    let directory = (path as NSString).deletingLastPathComponent
+    try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     let temporary = "\(path).tmp-\(_Sys.processID())"
     guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else { return }
     if !_Sys.rename(temporary, to: path) { _Sys.unlink(temporary) }

@@ -83,10 +83,11 @@ public struct RunDirectory: Sendable, Hashable, CustomStringConvertible {
         "\(exchangeDirectory)/\(Self.fileName(for: task)).\(attempt).out.dfspill"
     }
 
-    /// Creates the run directory and its subdirectories that every run has (mode 0700).
+    /// Creates the run directory and its subdirectories that every run has (mode 0700); the
+    /// others (`workers/`, `exchange/`, `shell/`) are made when first needed.
     /// - Throws: `.runDirectory` naming the directory that cannot be made.
     func create() throws(DataflowError) {
-        for directory in [path, logsDirectory, workersDirectory] {
+        for directory in [path, logsDirectory] {
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
