@@ -97,7 +97,7 @@ struct DemoCommand: AsyncParsableCommand {
                       evaluation.trainMSE, evaluation.trainR2, evaluation.trainRows, evaluation.testMSE, evaluation.testR2, evaluation.testRows)
         out += "\nrun directory: \(run.directory)\n"
         out += "  run log: \(run.logPath)\n"
-        let valuesDirectory = "\(run.directory)/values"
+        let valuesDirectory = RunDirectory(path: run.directory).valuesDirectory
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: valuesDirectory)) ?? []).filter { $0.hasSuffix(".dfspill") }.sorted()
         for file in files {
             let size = (try? FileManager.default.attributesOfItem(atPath: "\(valuesDirectory)/\(file)")[.size] as? Int) ?? 0

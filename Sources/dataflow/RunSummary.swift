@@ -47,7 +47,7 @@ struct RunSummary: Codable, Sendable {
     /// Reads `<directory>/run.jsonl`.
     /// - Throws: `CommandError.runLogUnreadable` naming the file.
     init(directory: String) throws(CommandError) {
-        let path = "\(directory)/run.jsonl"
+        let path = RunDirectory(path: directory).logPath
         let events: [RunLogEvent]
         do { events = try RunLog.read(at: path) } catch {
             throw .runLogUnreadable(path: path, reason: "\(error)")

@@ -1,3 +1,4 @@
+import Dataflow
 import DataflowCLI
 import ArgumentParser
 import Foundation
@@ -107,17 +108,17 @@ struct ListedRun: Codable {
 /// The run directories under `<workdir>/runs/`.
 struct RunCatalog {
     let workdir: String
-    var runsDirectory: String { "\(workdir)/runs" }
+    var runsDirectory: String { RunDirectory.runsDirectory(workdir: workdir) }
 
     /// Ids of the directories that hold a run log.
     func runIDs() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runsDirectory)) ?? []
-        return names.filter { FileManager.default.fileExists(atPath: "\(runsDirectory)/\($0)/run.jsonl") }.sorted()
+        return names.filter { FileManager.default.fileExists(atPath: RunDirectory(workdir: workdir, runID: $0).logPath) }.sorted()
     }
 
     /// Every readable run, newest first (runs whose log does not parse are left out).
     func summaries() -> [RunSummary] {
-        runIDs().compactMap { try? RunSummary(directory: "\(runsDirectory)/\($0)") }
+        runIDs().compactMap { try? RunSummary(directory: RunDirectory(workdir: workdir, runID: $0).path) }
             .sorted { ($0.started ?? .distantPast, $0.runID) > ($1.started ?? .distantPast, $1.runID) }
     }
 

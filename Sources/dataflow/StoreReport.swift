@@ -1,3 +1,4 @@
+import Dataflow
 import DataflowCLI
 import Foundation
 import ObjectStore
@@ -53,7 +54,7 @@ struct StoreReport: Codable, Sendable {
             processIDs: pids, ownProcessID: getpid(), largestObjects: capacity?.largestHolders.map {
                 LargeObject(id: $0.id.description, bytes: $0.byteCount, state: $0.state.rawValue, holderProcesses: $0.holderProcessCount, pinned: $0.isPinned)
             } ?? [], evictableBytes: capacity?.evictableBytes ?? (statistics.objectCount == 0 ? 0 : nil))
-        let spill = "\(workdir)/spill/\(name)-\(store.instanceID)"
+        let spill = "\(RunDirectory.spillRoot(workdir: workdir))/\(name)-\(store.instanceID)"
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: spill, isDirectory: &isDirectory), isDirectory.boolValue {
             let files = ((try? FileManager.default.contentsOfDirectory(atPath: spill)) ?? []).filter { $0.hasSuffix(".dfspill") }
