@@ -325,8 +325,9 @@ struct _TimedOut: Error {}
 /// The caller gets `_TimedOut` at the timeout whether or not the body stops: the body runs in a
 /// task of its own, which is cancelled then and left behind. Cancellation is cooperative, so a
 /// body that never checks for it keeps its thread busy until it returns, and its result is then
-/// dropped (an output it made in the store is reclaimed with the run's store, or deleted when the
-/// run ends); the attempt's lane is free at once. (The process executor kills such tasks.)
+/// dropped (an output it made in place stays in the store, unregistered, until the store goes:
+/// at the end of the run for the embedded store); the attempt's lane is free at once. (The
+/// process executor kills such tasks.)
 /// Cancelling the caller cancels the body too.
 func _withTimeout<T: Sendable>(_ seconds: Double?, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     guard let seconds else { return try await body() }
