@@ -8,7 +8,7 @@ public enum TestWorkflows {
     /// Every workflow the worker program serves.
     public static func all() -> [Workflow] {
         [workerDemo(), poolCompare(), poolFaults(), poolChain(length: 1_000), memoryPressure(inPlace: true), memoryPressure(inPlace: false),
-         conformance(), conformance(failingTasks: false), conformanceCancel(), mixedExecutors()]
+         conformance(), conformance(failingTasks: false), conformanceCancel(), mixedExecutors(), poolGrandchild()]
     }
 
     /// Where tasks that must be killed from outside write their pid: a directory named after
@@ -208,6 +208,18 @@ public enum TestWorkflows {
             Tensor<Float>(x.scalars.map { $0 * 10 })
         }
         workflow.task("total", scaled) { (x: Tensor<Float>) in x.reduce(0.0) { $0 + Double($1) } }
+        return workflow
+    }
+
+    /// A task that starts a long-lived child process (its pid left in a marker), then hangs past
+    /// its timeout: killing the worker must be noticed although the child lives on.
+    public static func poolGrandchild() -> Workflow {
+        let workflow = Workflow("pool-grandchild")
+        workflow.task("starts-a-child", options: TaskOptions(timeoutSeconds: 1)) { () throws -> Int in
+            let child = try ChildProcess.spawn(executable: "/bin/sleep", arguments: ["600"])
+            try? "\(child.pid)".write(toFile: markerPath(task: "grandchild", attempt: 1), atomically: true, encoding: .utf8)
+            while true { sleep(1) }
+        }
         return workflow
     }
 }

@@ -174,4 +174,23 @@ extension ProcessExecutorTests {
             #expect(message.contains("exited with status 0") && message.contains("never called `Workflow.runWorkerIfRequested"), "\(message)")
         }
     }
+
+    /// A worker killed at its task's timeout is reported at once, although a process the task
+    /// started lives on (it inherits none of the worker's channels).
+    @Test(.timeLimit(.minutes(1))) func aWorkerWhoseTaskLeftAChildBehindIsStillSeenToDie() async throws {
+        try await withWorkdir { directory in
+            let pool = try makeExecutor(workers: 1)
+            defer { pool.shutdown() }
+            let marker = TestWorkflows.markerPath(task: "grandchild", attempt: 1)
+            unlink(marker)
+            defer {
+                if let text = try? String(contentsOfFile: marker, encoding: .utf8), let pid = pid_t(text) { kill(pid, SIGKILL) }
+            }
+            let error = await expectDataflowError(.taskFailed) {
+                try await TestWorkflows.poolGrandchild().run(RunOptions(workdir: directory, storeCapacityBytes: 1 << 20, executor: .processes(pool)))
+            }
+            #expect(error?.failures.first?.message.contains("timed out") == true, "\(String(describing: error))")
+            #expect(FileManager.default.fileExists(atPath: marker), "the task never started its child")
+        }
+    }
 }

@@ -72,7 +72,13 @@ extension Workflow {
             workflow: self, options: options, plan: plan, runID: runID, isRequested: isRequested, store: store,
             spill: spill, materializer: materializer, log: log)
         let outcome = await scheduler.execute()
-        for entry in plan.entries { await entry.executor.runEnded(executorRun(entry)) }
+        // Not in the caller's task: a cancelled run must still end cleanly on every executor
+        // (a cancelled task would, e.g., kill the warm workers it asks to detach).
+        let entries = plan.entries
+        let runs = entries.map(executorRun)
+        await Task {
+            for (entry, run) in zip(entries, runs) { await entry.executor.runEnded(run) }
+        }.value
         let run = WorkflowRun(
             runID: runID, directory: directory, store: store, spill: spill, ownsStore: ownsStore,
             results: scheduler.results(), materializer: materializer, failures: scheduler.failures)

@@ -89,11 +89,13 @@ public final class ChildProcess: Sendable {
     /// How it ended, if it has.
     public var exitIfEnded: Exit? { state.withLock { $0.exit } }
 
-    /// Sends `signal` to the process (and its group, when it owns one), unless it has been reaped.
+    /// Sends `signal` to the process (and its group, when it owns one). Once the process was
+    /// reaped, only its group is signalled, if it owns one: members it left behind still carry
+    /// the group id, and Linux does not reuse a pid that is a live group's id.
     public func signal(_ signal: Int32) {
         // Under the lock: the reaper cannot reap it (and the pid be reused) meanwhile.
         state.withLock { state in
-            guard state.exit == nil else { return }
+            guard state.exit == nil || ownsProcessGroup else { return }
             _Sys.kill(pid, signal, group: ownsProcessGroup)
         }
     }

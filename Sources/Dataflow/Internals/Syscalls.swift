@@ -59,6 +59,12 @@ enum _Sys {
     /// A duplicate of `fd` (for saving standard output around a redirection).
     static func duplicate(_ fd: Int32) -> Int32 { dup(fd) }
 
+    /// Marks `fd` close-on-exec.
+    static func setCloseOnExec(_ fd: Int32) { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+
+    /// A close-on-exec duplicate of `fd`.
+    static func duplicateCloseOnExec(_ fd: Int32) -> Int32 { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
+
     /// Makes `target` refer to what `fd` refers to.
     static func redirect(_ fd: Int32, to target: Int32) {
         while dup2(fd, target) < 0 && errno == EINTR {}
@@ -140,6 +146,15 @@ enum _Sys {
                 posix_spawn_file_actions_addopen(&fileActions, target, path, flags, mode)
             }
         }
+        // Nothing else is inherited: a descriptor another thread opened without close-on-exec
+        // (or a worker's own channels, in a child a task starts) must not keep a pipe open.
+        var highestTarget: Int32 = 2
+        for action in actions {
+            switch action {
+            case .duplicate(_, let target), .open(_, let target, _, _): highestTarget = max(highestTarget, target)
+            }
+        }
+        dataflow_spawn_addclosefrom(&fileActions, highestTarget + 1)
         if let workingDirectory { dataflow_spawn_addchdir(&fileActions, workingDirectory) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -99,7 +99,7 @@ enum _ShellRunner {
                 child.signal(SIGTERM)
                 let killAt = Date().addingTimeInterval(2)
                 while child.exitIfEnded == nil && Date() < killAt { Thread.sleep(forTimeInterval: 0.02) }
-                child.signal(SIGKILL)  // anything that lingers (nothing, once it was reaped)
+                child.signal(SIGKILL)  // anything of its group that lingers
             }
             watchdog.name = "dataflow-shell-timeout"
             watchdog.start()

@@ -31,8 +31,12 @@ final class _PoolWorker {
 
     /// Serves until the request pipe closes (the executor shut down or its process ended).
     func serve() async {
-        let savedOutput = _Sys.duplicate(STDOUT_FILENO)
-        let savedError = _Sys.duplicate(STDERR_FILENO)
+        // The worker's channels and saved streams are not inherited by processes a task starts:
+        // a grandchild holding the reply pipe would hide this worker's death from the parent.
+        _Sys.setCloseOnExec(requestFD)
+        _Sys.setCloseOnExec(replyFD)
+        let savedOutput = _Sys.duplicateCloseOnExec(STDOUT_FILENO)
+        let savedError = _Sys.duplicateCloseOnExec(STDERR_FILENO)
         guard _PoolHello.wireMessage.withUnsafeBytes({ _Sys.writeAll(replyFD, $0) }) else { return }  // the parent is gone
         var framer = _WireFramer()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)

@@ -169,7 +169,7 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
                 if let reply { continuation.resume(returning: reply) }
             }
         } onCancel: {
-            kill(.cancelled, ifRequest: nil)
+            kill(.cancelled, ifRequest: number)  // this request only: the worker may serve another by now
         }
     }
 
