@@ -52,16 +52,27 @@ import Testing
         }
     }
 
+    /// The command itself is stopped at the timeout (not only its attempt reported failed): its
+    /// process is gone soon after, long before its own 120 s.
     @Test func aCommandPastItsTimeoutIsTerminated() async throws {
         try await withWorkdir { workdir in
+            let pidFile = "\(workdir)/sleeper.pid"
             let workflow = Workflow("shell-timeout")
-            workflow.shell("sleeper", "sleep 120; echo late > \"$DATAFLOW_OUTPUT\"", options: TaskOptions(timeoutSeconds: 0.3))
-            let start = Date()
+            workflow.shell(
+                "sleeper", "echo $$ > \"\(pidFile)\"; exec sleep 120", options: TaskOptions(timeoutSeconds: 0.3))
             let error = await expectDataflowError(.taskFailed) { try await workflow.run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)) }
             #expect(error?.failures.first?.message.contains("timed out") == true)
-            // Cut off (SIGTERM, then SIGKILL after 2 s): far sooner than the command's 120 s, even
-            // on a loaded machine.
-            #expect(Date().timeIntervalSince(start) < 60)
+            let pid = try #require(pid_t((try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
+            /// Running (not gone, not a zombie waiting to be reaped).
+            func running() -> Bool {
+                guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+                return !(stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? false)
+            }
+            // SIGTERM at 0.3 s from a watchdog thread (then SIGKILL 2 s later); allow a loaded,
+            // sanitized machine plenty of time before calling it not terminated.
+            for _ in 0..<600 where running() { try await Task.sleep(nanoseconds: 100_000_000) }
+            #expect(!running(), "the command (pid \(pid)) still runs after its timeout")
+            if running() { kill(pid, SIGKILL) }
         }
     }
 
