@@ -153,12 +153,15 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
     @discardableResult
     public func spill(_ id: ObjectID) throws(MaterializeError) -> SpillOutcome {
         guard claim(id) else { return SpillOutcome(wroteFile: false, evicted: false) }
+        // The claim is held to the end, eviction included: another thread that spilled the same
+        // object between our write and our eviction would evict it, and our "deleted meanwhile"
+        // branch below would then remove the only copy (found under ThreadSanitizer).
+        defer {
+            if unclaim(id) { _ = _FileSyscall.unlink(path(for: id)) }  // deleted while we spilled it
+        }
         var wrote = false
         var byteCount = 0
         do {
-            defer {
-                if unclaim(id) { _ = _FileSyscall.unlink(path(for: id)) }  // deleted while we wrote
-            }
             let handle: ObjectHandle
             do { handle = try store.get(id) } catch { throw MaterializeError.store(error, while: "spilling object \(id)") }
             byteCount = handle.byteCount
