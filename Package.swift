@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Materialize", targets: ["Materialize"]),
         .library(name: "Dataflow", targets: ["Dataflow"]),
         .library(name: "DataflowCLI", targets: ["DataflowCLI"]),
+        .library(name: "DataflowSlurm", targets: ["DataflowSlurm"]),
         .executable(name: "store-example", targets: ["StoreExample"]),
         .executable(name: "dataflow", targets: ["DataflowCommand"]),
     ],
@@ -53,6 +54,9 @@ let package = Package(
             dependencies: ["ObjectStore", "Materialize", "CSpawn", .product(name: "Logging", package: "swift-log")],
             swiftSettings: internalChecks
         ),
+
+        // The SLURM executor: each attempt a batch job (sbatch, sacct/squeue, scancel).
+        .target(name: "DataflowSlurm", dependencies: ["Dataflow", .product(name: "Logging", package: "swift-log")]),
 
         // What any workflow program's `main` needs: the `dataflow.toml` configuration and the
         // `--executor`/`--config`/`--jobs`/`--dry-run` command line (WorkflowCommandLine).
@@ -109,7 +113,7 @@ let package = Package(
             name: "DataflowTests",
             dependencies: [
                 "Dataflow", "Materialize", "ObjectStore", "DataflowTestWorkflows", "DataflowTestWorker", "WorkerProgram", "ReadmeExamples",
-                "FreshProcessExecutor", "DataflowCLI", "CommandLineProgram",
+                "FreshProcessExecutor", "DataflowCLI", "CommandLineProgram", "DataflowSlurm",
             ],
             swiftSettings: internalChecks
         ),

@@ -8,15 +8,17 @@ public enum TestWorkflows {
     /// Every workflow the worker program serves.
     public static func all() -> [Workflow] {
         [workerDemo(), poolCompare(), poolFaults(), poolChain(length: 1_000), memoryPressure(inPlace: true), memoryPressure(inPlace: false),
-         conformance(), conformance(failingTasks: false), conformanceCancel(), mixedExecutors(), poolGrandchild()]
+         conformance(), conformance(failingTasks: false), conformanceCancel(), mixedExecutors(), poolGrandchild()] + SlurmWorkflows.all()
     }
 
     /// Where tasks that must be killed from outside write their pid: a directory named after
-    /// the test process (a pool worker's parent). No environment variable: `setenv` while other
-    /// tests' threads read the environment is a crash waiting to happen.
+    /// the test process (a worker's parent, or for a job of a batch engine the driver that
+    /// `DATAFLOW_DRIVER_PID` names). The test process never sets an environment variable:
+    /// `setenv` while other tests' threads read the environment is a crash waiting to happen.
     public static var markerDirectory: String {
         let isWorker = CommandLine.arguments.contains(ProcessExecutor.workerFlag) || CommandLine.arguments.contains(WorkerSpec.flag)
-        let testProcess = isWorker ? getppid() : getpid()
+        let driver = isWorker ? ProcessInfo.processInfo.environment["DATAFLOW_DRIVER_PID"].flatMap { pid_t($0) } : nil
+        let testProcess = driver ?? (isWorker ? getppid() : getpid())
         return NSTemporaryDirectory() + "dataflow-markers-\(testProcess)"
     }
 

@@ -19,7 +19,11 @@ extension Workflow {
     public func run(_ options: RunOptions = RunOptions()) async throws(DataflowError) -> WorkflowRun {
         try options.validate()
         try validateGraph()
-        let plan = try _ExecutorPlan(workflow: self, options: options)
+        // The executors the run uses connect first (a cluster says what its nodes offer), then
+        // the plan is made again with what they now say they can do.
+        var plan = try _ExecutorPlan(workflow: self, options: options)
+        for entry in plan.entries { try await entry.executor.connect() }
+        plan = try _ExecutorPlan(workflow: self, options: options)
         let isRequested = try requestedResults(options.results)
         let runID = options.runID ?? RunOptions.makeRunID(workflow: name)
         let ownsStore = options.store == nil
@@ -173,6 +177,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     private let executorNames: [String]
     private let executorReachesStore: [Bool]
     private let executorRunsAttemptsHere: [Bool]
+    /// By executor: its engine places attempts by resources itself (not charged to `available`).
+    private let executorSchedulesResources: [Bool]
     /// By task index: every consumer of its output reaches the store. Immutable.
     private let everyConsumerReachesStore: [Bool]
     /// By executor: attempts in flight now (riders of a batch not counted).
@@ -225,6 +231,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         self.executorNames = plan.entries.map(\.name)
         self.executorReachesStore = plan.entries.map(\.capabilities.reachesStore)
         self.executorRunsAttemptsHere = plan.entries.map(\.capabilities.runsAttemptsHere)
+        self.executorSchedulesResources = plan.entries.map(\.capabilities.schedulesResources)
         self.everyConsumerReachesStore = plan.everyConsumerReachesStore
         self.executorInFlight = [Int](repeating: 0, count: plan.entries.count)
         self.workflow = workflow
@@ -452,7 +459,9 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         for position in readyHead..<min(ready.count, readyHead + 64) {
             let task = ready[position]
             let executor = executorOfTask[task]
-            if executorInFlight[executor] < executorLimits[executor] && nodes[task].options.resources.fits(within: available) {
+            if executorInFlight[executor] < executorLimits[executor]
+                && (executorSchedulesResources[executor] || nodes[task].options.resources.fits(within: available))
+            {
                 return position
             }
         }
@@ -483,7 +492,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         state[index] = .running
         running += 1
         if reservingResources {
-            available = available - node.options.resources
+            if !executorSchedulesResources[executorOfTask[index]] { available = available - node.options.resources }
             executorInFlight[executorOfTask[index]] += 1
         }
         attempts[index] += 1
@@ -523,7 +532,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         let node = nodes[index]
         running -= 1
         if report.holdsResources {
-            available = available + node.options.resources
+            if !executorSchedulesResources[executorOfTask[index]] { available = available + node.options.resources }
             executorInFlight[executorOfTask[index]] -= 1
         }
         var event = RunLogEvent(kind: .attempt, runID: runID, time: report.end)  // recorded as it ended

@@ -123,6 +123,9 @@ extension Workflow {
             _writeAttemptRecord(result, to: spec.resultPath)
             exit(1)
         }
+        // An engine's stop (SLURM's preemption, time limit or scancel; Ray's stop) is SIGTERM,
+        // with SIGKILL some seconds later: the worker writes its record in between.
+        _WorkerSignals.install(recordPath: spec.resultPath, logPath: RunDirectory(path: spec.runDirectory).attemptLogPath(task: spec.taskName, attempt: spec.attempt))
         let result = await workflow.runWorker(spec)
         exit(result.outcome == .succeeded ? 0 : 1)
     }
@@ -240,13 +243,24 @@ extension Workflow {
     }
 }
 
-/// Writes a worker's attempt record: to a temporary name, then renamed into place, so a reader
-/// sees a whole record or none (the record is written last, after the output).
+/// Writes a worker's attempt record: to a temporary name, `fsync`ed, then renamed into place
+/// (and the directory synced), so a reader, on this node or through a shared filesystem, sees a
+/// whole record or none; the record is written last, after the output. In a process where
+/// `_WorkerSignals` is installed, only the first record of the process is written (a record
+/// written at a signal is not overwritten by a late one, nor the other way round).
 func _writeAttemptRecord(_ result: WorkerResult, to path: String) {
+    guard _WorkerSignals.claimRecord() else { return }
+    _writeAttemptRecordFile(result, to: path)
+}
+
+func _writeAttemptRecordFile(_ result: WorkerResult, to path: String) {
     guard !path.isEmpty, let data = try? JSONEncoder().encode(result) else { return }
     let directory = (path as NSString).deletingLastPathComponent
     try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     let temporary = "\(path).tmp-\(_Sys.processID())"
-    guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else { return }
-    if !_Sys.rename(temporary, to: path) { _Sys.unlink(temporary) }
+    guard _Sys.writeDurably([UInt8](data), to: temporary) else {
+        _Sys.unlink(temporary)
+        return
+    }
+    if _Sys.rename(temporary, to: path) { _Sys.syncDirectory(directory) } else { _Sys.unlink(temporary) }
 }

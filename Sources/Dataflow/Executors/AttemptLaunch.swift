@@ -34,6 +34,8 @@ public struct AttemptLaunch: Sendable {
     /// Seconds the attempt may run (nil: no limit). `runHere` and workers enforce it; an engine
     /// may also be told it (e.g. a job's time limit).
     public var timeoutSeconds: Double? { context.node.options.timeoutSeconds }
+    /// The task's settings for its engine (`TaskOptions.executorSettings`).
+    public var executorSettings: [String: String] { context.node.options.executorSettings }
     /// A shell task (its command runs from this process: see `runHere`).
     public var isShell: Bool { context.node.isShell }
     /// The run's directory.

@@ -39,16 +39,21 @@ public final class ChildProcess: Sendable {
     ///   - workingDirectory: where it starts (default: this process's).
     ///   - outputFile: a file that its standard output and error are appended to (created 0600);
     ///     default: this process's. Standard input is /dev/null.
+    ///   - errorFile: a file of its own for standard error (created 0600, appended to); default:
+    ///     `outputFile`.
     ///   - newSession: give it a session and process group of its own (the default).
     /// - Throws: `.executor` naming the executable and the reason.
     public static func spawn(
         executable: String, arguments: [String] = [], environment: [String: String]? = nil, workingDirectory: String? = nil,
-        outputFile: String? = nil, newSession: Bool = true
+        outputFile: String? = nil, errorFile: String? = nil, newSession: Bool = true
     ) throws(DataflowError) -> ChildProcess {
         var actions: [_Sys.FileAction] = [.open(path: "/dev/null", target: 0, flags: O_RDONLY, mode: 0)]
         if let outputFile {
             actions.append(.open(path: outputFile, target: 1, flags: O_WRONLY | O_CREAT | O_APPEND, mode: 0o600))
-            actions.append(.duplicate(source: 1, target: 2))
+            if errorFile == nil { actions.append(.duplicate(source: 1, target: 2)) }
+        }
+        if let errorFile {
+            actions.append(.open(path: errorFile, target: 2, flags: O_WRONLY | O_CREAT | O_APPEND, mode: 0o600))
         }
         let variables = environment.map { $0.map { "\($0.key)=\($0.value)" } } ?? _Sys.environment()
         switch _Sys.spawn(

@@ -50,6 +50,11 @@ public protocol Executor: AnyObject, Sendable {
     /// Runs one attempt to its end and reports how it ended. Never throws: every failure is an
     /// ending (`attempt.ending(_:message:cause:)`).
     func run(_ attempt: AttemptLaunch) async -> AttemptEnding
+    /// Before a run is planned: reach the engine and learn what it offers (e.g. a cluster's
+    /// largest node, whether its jobs can attach to this node's store). `capabilities` is read
+    /// after it. Called once per run that uses this executor: keep repeated calls cheap.
+    /// Throwing (the engine does not answer) fails the run before anything runs.
+    func connect() async throws(DataflowError)
     /// A run that uses this executor starts, before its first attempt (e.g. start workers,
     /// check that the engine answers). Throwing fails the run before anything runs.
     func runStarted(_ run: ExecutorRun) async throws(DataflowError)
@@ -59,6 +64,7 @@ public protocol Executor: AnyObject, Sendable {
 }
 
 extension Executor {
+    public func connect() async throws(DataflowError) {}
     public func runStarted(_ run: ExecutorRun) async throws(DataflowError) {}
     public func runEnded(_ run: ExecutorRun) async {}
 }
@@ -81,6 +87,11 @@ public struct ExecutorCapabilities: Sendable, Equatable {
     public var canCancel: Bool
     /// The most attempts it runs at once (nil: as many as the run's concurrency allows).
     public var maxConcurrentAttempts: Int?
+    /// Its engine places attempts on its own nodes by their resources (a batch system, a
+    /// cluster): the scheduler does not charge them to the run's `RunOptions.capacity` (this
+    /// machine), and the run's `concurrency` (this machine's lanes) does not cap them; at most
+    /// `maxConcurrentAttempts` are in flight (default 1 000 when nil).
+    public var schedulesResources: Bool
     /// Its `run(_:)` is exactly `attempt.runHere()`: the scheduler then calls the attempt
     /// runner on the lane itself, saving a call through the protocol per attempt (a trivial
     /// task costs a few microseconds in all).
@@ -88,8 +99,9 @@ public struct ExecutorCapabilities: Sendable, Equatable {
 
     public init(
         reachesStore: Bool, sharesRunDirectory: Bool = true, nodeResources: Resources? = nil, canCancel: Bool = true,
-        maxConcurrentAttempts: Int? = nil, runsAttemptsHere: Bool = false
+        maxConcurrentAttempts: Int? = nil, runsAttemptsHere: Bool = false, schedulesResources: Bool = false
     ) {
+        self.schedulesResources = schedulesResources
         self.runsAttemptsHere = runsAttemptsHere
         self.reachesStore = reachesStore
         self.sharesRunDirectory = sharesRunDirectory

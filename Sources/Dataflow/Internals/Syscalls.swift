@@ -75,7 +75,7 @@ enum _Sys {
     /// Opens `path` for appending (created 0600), close-on-exec.
     static func openForAppending(_ path: String) -> Result<Int32, _Errno> {
         while true {
-            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
             if fd >= 0 { return .success(fd) }
             if errno != EINTR { return .failure(.current) }
         }
@@ -88,6 +88,36 @@ enum _Sys {
     }
 
     static func unlink(_ path: String) { _ = Glibc.unlink(path) }
+
+    /// Writes `bytes` to a new file at `path` (mode 0600, replacing one), `fsync`s and closes it:
+    /// once this returns true, the bytes survive a crash of this node and any reader that opens
+    /// the file after (on NFS too: close-to-open) sees all of them.
+    static func writeDurably(_ bytes: [UInt8], to path: String) -> Bool {
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return false }
+        var written = 0
+        let ok = bytes.withUnsafeBytes { buffer -> Bool in
+            while written < buffer.count {
+                let count = Glibc.write(fd, buffer.baseAddress! + written, buffer.count - written)
+                if count < 0 { if errno == EINTR { continue }; return false }
+                written += count
+            }
+            return true
+        }
+        let synced = ok && Glibc.fsync(fd) == 0
+        return Glibc.close(fd) == 0 && synced
+    }
+
+    /// `fsync` of a directory (a rename in it becomes durable).
+    static func syncDirectory(_ path: String) {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = Glibc.fsync(fd)
+        _ = Glibc.close(fd)
+    }
+
+    /// `_exit`: ends the process at once (no atexit handlers, no flushing of stdio).
+    static func exitNow(_ status: Int32) -> Never { Glibc._exit(status) }
 
     /// Renames `source` to `destination` atomically (replacing it).
     static func rename(_ source: String, to destination: String) -> Bool { Glibc.rename(source, destination) == 0 }

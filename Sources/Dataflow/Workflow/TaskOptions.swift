@@ -109,11 +109,15 @@ public struct TaskOptions: Sendable {
     /// Labels that select an executor through `RunOptions.executorForLabel` (as Nextflow's
     /// `withLabel`).
     public var labels: [String]
+    /// Settings for the engine that runs the task, by key (e.g. for SLURM `partition`, `time`,
+    /// `sbatch_args`); each executor reads the keys it knows (`AttemptLaunch.executorSettings`).
+    public var executorSettings: [String: String]
 
     public init(
         resources: Resources = Resources(), policy: MaterializationPolicy? = nil, retries: RetryPolicy = RetryPolicy(),
-        timeoutSeconds: Double? = nil, executor: String? = nil, labels: [String] = []
+        timeoutSeconds: Double? = nil, executor: String? = nil, labels: [String] = [], executorSettings: [String: String] = [:]
     ) {
+        self.executorSettings = executorSettings
         self.resources = resources
         self.policy = policy
         self.retries = retries
