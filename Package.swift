@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "DataflowCLI",
             dependencies: [
-                "Dataflow", "Materialize",
+                "Dataflow", "Materialize", "DataflowSlurm",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]

@@ -63,6 +63,11 @@ public final class SlurmExecutor: Executor {
         cluster.current = probed
     }
 
+    /// Whether `sacct` answered when the executor last connected (nil before): without
+    /// accounting, job states come from `squeue -t all` (finished jobs stay there only for the
+    /// cluster's `MinJobAge`).
+    public var accountingAnswers: Bool? { cluster.current?.accountingWorks }
+
     public func run(_ attempt: AttemptLaunch) async -> AttemptEnding {
         if attempt.isShell { return await attempt.runHere() }
         let settings = attempt.executorSettings

@@ -2,6 +2,7 @@ import Dataflow
 import DataflowCLI
 import Foundation
 import Materialize
+import DataflowSlurm
 import Testing
 
 /// `dataflow.toml`: every table parsed and checked; errors name the file, the key and the line;
@@ -141,13 +142,25 @@ import Testing
             [executor.hpc]
             type = "slurm"
             partition = "batch"
+            values = "files"
+            status = "squeue"
+            poll_interval_min = "250ms"
+            poll_interval_max = "20s"
+            array_throttle = 8
+            max_jobs = 200
+            environment = { OMP_NUM_THREADS = 4 }
+
+            [executor.gpu]
+            type = "ray"
 
             [task."b"]
             executor = "mine"
             resources = { cpu = 2, memory = "1MiB" }
+            settings = { time = "10", partition = "long" }
 
             [label.tiny]
             resources = { cpu = 0.5 }
+            settings = { qos = "short" }
             """
         let config = try DataflowConfig.parse(text, path: "x.toml", registry: registry)
         let workflow = Workflow("per-task")
@@ -159,15 +172,24 @@ import Testing
         let byName = Dictionary(uniqueKeysWithValues: plan.tasks.map { ($0.name, $0) })
         #expect(byName["a"]?.executor == "local" && byName["a"]?.resources.cpu == 0.5)
         #expect(byName["b"]?.executor == "mine" && byName["b"]?.resources == Resources(cpu: 2, memoryBytes: 1 << 20))
+        #expect(byName["a"]?.executorSettings == ["qos": "short"] && byName["b"]?.executorSettings == ["time": "10", "partition": "long"])
         #expect(options.executors["hpc"] == nil)
-        // Selecting the slurm executor says it is not part of this build, naming it.
+        // Selecting the slurm executor makes it from its table (nothing is asked of SLURM yet).
         var selecting = config
         selecting.run.executor = "hpc"
+        try selecting.apply(to: workflow, options: &options, registry: registry)
+        let slurm = try #require(options.executor as? SlurmExecutor)
+        #expect(slurm.options.partition == "batch" && slurm.options.values == .files && slurm.options.statusSource == .squeue)
+        #expect(slurm.options.pollIntervalMinSeconds == 0.25 && slurm.options.pollIntervalMaxSeconds == 20)
+        #expect(slurm.options.arrayThrottle == 8 && slurm.options.maxJobs == 200 && slurm.options.environment == ["OMP_NUM_THREADS": "4"])
+        #expect(!slurm.capabilities.reachesStore && slurm.capabilities.schedulesResources)
+        // Selecting the ray executor says it is not part of this build, naming it.
+        selecting.run.executor = "gpu"
         do {
             try selecting.apply(to: workflow, options: &options, registry: registry)
-            Issue.record("made a slurm executor")
+            Issue.record("made a ray executor")
         } catch {
-            #expect(error.key == "executor.hpc" && error.message.contains("type 'slurm'"), "\(error)")
+            #expect(error.key == "executor.gpu" && error.message.contains("type 'ray'"), "\(error)")
         }
     }
 }

@@ -101,8 +101,12 @@ struct SlurmExecutorTests {
             let run = try await SlurmWorkflows.pipeline().run(options)
             let report = try run.result(named: "total", as: String.self)
             #expect(report.hasPrefix("total=\(SlurmWorkflows.pipelineTotal) store=worker-"), "the job used a private store: \(report)")
-            let exchange = try FileManager.default.contentsOfDirectory(atPath: "\(workdir)/runs/slurm-files/exchange")
-            #expect(exchange.filter { $0.hasSuffix(".out.dfspill") }.count == 3, "\(exchange)")
+            // Each value read by a job went to an exchange file first.
+            let events = try RunLog.read(at: "\(workdir)/runs/slurm-files/run.jsonl").filter { $0.kind == .attempt }
+            for task in ["make", "scale"] {
+                let value = events.first { $0.task == task }?.value
+                #expect(value?.reason.contains("cannot reach the store") == true, "\(task): \(String(describing: value))")
+            }
         }
     }
 
@@ -246,10 +250,32 @@ struct SlurmExecutorTests {
             func event(_ task: String) -> RunLogEvent? { events.first { $0.task == task } }
             #expect(event("middle")?.executor == "hpc" && event("source")?.executor == "local" && event("report")?.executor == "local")
             #expect(event("source")?.value?.reason.contains("cannot reach the store") == true, "\(String(describing: event("source")?.value))")
-            let exchange = try FileManager.default.contentsOfDirectory(atPath: "\(workdir)/runs/slurm-mixed/exchange")
-            // The middle job's output came back as a file; "side" read "source" from the store.
-            #expect(exchange.contains { $0.hasPrefix("middle.") }, "\(exchange)")
+            // The job ran on a private store (its output came back through a file); the local
+            // consumers of local values read them from the store: no file for "side".
+            #expect(event("middle")?.value?.reason.contains("cannot reach the store") != true, "\(String(describing: event("middle")?.value))")
             #expect(event("side")?.value?.reason.contains("cannot reach the store") != true)
+        }
+    }
+}
+
+/// A cluster without accounting (`SLURM_LOCAL_ACCOUNTING=none Scripts/slurm-local.sh start`;
+/// `.ci/run` does this after `make test`, with `DATAFLOW_SLURM_ACCOUNTING=none`): the executor
+/// finds out by itself and takes job states from `squeue -t all`.
+@Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["DATAFLOW_SLURM_ACCOUNTING"] == "none", "runs only on a cluster started without accounting (DATAFLOW_SLURM_ACCOUNTING=none)"))
+struct SlurmAccountingOffTests {
+    @Test func jobStatesComeFromSqueueWhenAccountingIsOff() async throws {
+        #expect(SlurmTestCluster.answers, "no cluster answers")
+        try await withWorkdir { workdir in
+            let executor = try SlurmTestCluster.executor()
+            var options = RunOptions(workdir: workdir, storeCapacityBytes: 64 << 20, executor: executor)
+            options.runID = "slurm-no-accounting"
+            let run = try await SlurmWorkflows.pipeline().run(options)
+            #expect(executor.accountingAnswers == false)
+            #expect(try run.result(named: "total", as: String.self).hasPrefix("total=\(SlurmWorkflows.pipelineTotal) "))
+            var failing = options
+            failing.runID = "slurm-no-accounting-failing"
+            let error = await expectDataflowError(.taskFailed) { try await SlurmWorkflows.failing().run(failing) }
+            #expect(error?.failures.first?.message.contains("FAILED, exit code 1") == true, "\(String(describing: error))")
         }
     }
 }

@@ -12,6 +12,8 @@ public struct RunPlan: Sendable, CustomStringConvertible {
         public var executor: String
         public var executorKind: String
         public var resources: Resources
+        /// Its settings for its engine (`TaskOptions.executorSettings`).
+        public var executorSettings: [String: String]
         public var policy: MaterializationPolicy
         /// The caller asked for its value.
         public var isRequestedResult: Bool
@@ -30,7 +32,8 @@ public struct RunPlan: Sendable, CustomStringConvertible {
         var lines = ["plan of workflow '\(workflow)': \(tasks.count) task(s) on " + executors.map { "\($0.name) (\($0.kind), \($0.atOnce) at once)" }.joined(separator: ", ")]
         for task in tasks {
             let consumers = task.consumers.isEmpty ? "no consumer" : "read by " + task.consumers.joined(separator: ", ")
-            lines.append("  \(task.name): on \(task.executor) (\(task.executorKind)), \(task.resources); \(task.policy)\(task.isRequestedResult ? ", a result" : ""), \(consumers); \(task.placement)")
+            let settings = task.executorSettings.isEmpty ? "" : " [" + task.executorSettings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "]"
+            lines.append("  \(task.name): on \(task.executor) (\(task.executorKind))\(settings), \(task.resources); \(task.policy)\(task.isRequestedResult ? ", a result" : ""), \(consumers); \(task.placement)")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -68,7 +71,7 @@ extension Workflow {
             }
             tasks.append(RunPlan.Task(
                 name: node.name, executor: entry.name, executorKind: entry.executor.kind, resources: node.options.resources,
-                policy: policy, isRequestedResult: isRequested[index], consumers: consumers[index], placement: placement))
+                executorSettings: node.options.executorSettings, policy: policy, isRequestedResult: isRequested[index], consumers: consumers[index], placement: placement))
         }
         return RunPlan(workflow: name, executors: executorPlan.entries.map { ($0.name, $0.executor.kind, $0.limit) }, tasks: tasks)
     }
@@ -80,7 +83,9 @@ extension Workflow {
     /// Changes the executor, labels or resources of the task named `task` (what a configuration
     /// file's `[task."name"]` table does). Call it while building, before running.
     /// - Throws: `.unknownTask` if there is no such task.
-    public func overrideOptions(ofTask task: String, executor: String? = nil, labels: [String]? = nil, resources: Resources? = nil) throws(DataflowError) {
+    public func overrideOptions(
+        ofTask task: String, executor: String? = nil, labels: [String]? = nil, resources: Resources? = nil, executorSettings: [String: String]? = nil
+    ) throws(DataflowError) {
         guard let index = index(of: task) else {
             throw DataflowError(.unknownTask, "task \(_quoted(task)) is no task of workflow '\(name)'", task: task)
         }
@@ -88,7 +93,22 @@ extension Workflow {
         if let executor { options.executor = executor }
         if let labels { options.labels = labels }
         if let resources { options.resources = resources }
+        if let executorSettings { options.executorSettings.merge(executorSettings) { $1 } }
         replaceOptions(options, at: index)
+    }
+
+    /// Adds engine settings (`TaskOptions.executorSettings`) to every task that has label
+    /// `label` (a task's own settings of the same key win); returns how many.
+    @discardableResult
+    public func overrideExecutorSettings(ofTasksLabelled label: String, _ settings: [String: String]) -> Int {
+        var changed = 0
+        for index in nodes.indices where nodes[index].options.labels.contains(label) {
+            var options = nodes[index].options
+            options.executorSettings.merge(settings) { own, _ in own }
+            replaceOptions(options, at: index)
+            changed += 1
+        }
+        return changed
     }
 
     /// Changes the resources of every task that has label `label`; returns how many.

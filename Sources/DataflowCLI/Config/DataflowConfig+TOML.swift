@@ -41,10 +41,11 @@ extension DataflowConfig {
             guard let tables = try reader.table(root, section, at: []) else { continue }
             for name in tables.keys.sorted() {
                 guard let table = try reader.table(tables, name, at: [section]) else { continue }
-                try reader.checkKeys(table, allowed: ["executor", "resources"], at: [section, name])
-                let settings = TaskSettings(
+                try reader.checkKeys(table, allowed: ["executor", "resources", "settings"], at: [section, name])
+                var settings = TaskSettings(
                     executor: try reader.string(table, "executor", at: [section, name]),
                     resources: try reader.resources(table, "resources", at: [section, name]))
+                settings.executorSettings = try reader.stringTable(table, "settings", at: [section, name])
                 config[keyPath: keyPath][name] = settings
             }
         }
@@ -213,6 +214,28 @@ struct _ConfigReader {
         return resources
     }
 
+    /// The keys of a `type = "slurm"` table.
+    static let slurmKeys: Set<String> = [
+        "type", "partition", "account", "qos", "time", "sbatch_args", "poll_interval", "poll_interval_min", "poll_interval_max",
+        "command_timeout", "values", "status", "arrays", "array_throttle", "max_jobs", "record_grace", "warning_signal", "executable",
+        "arguments", "environment",
+    ]
+
+    /// `{ key = "value", ... }`: a table of strings (numbers and booleans are written as text).
+    func stringTable(_ table: TOMLTable, _ key: String, at path: [String]) throws(ConfigError) -> [String: String]? {
+        guard let nested = try self.table(table, key, at: path) else { return nil }
+        var values: [String: String] = [:]
+        for name in nested.keys {
+            let value = nested[name]!
+            if let text = value.string { values[name] = text } else if let number = value.int { values[name] = String(number) } else if let flag = value.bool {
+                values[name] = String(flag)
+            } else if let number = value.double { values[name] = String(number) } else {
+                throw error(path + [key, name], "expected a string, found a \(typeName(value))")
+            }
+        }
+        return values
+    }
+
     /// A SLURM time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS.
     static func isSlurmTime(_ text: String) -> Bool {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
@@ -242,15 +265,42 @@ struct _ConfigReader {
                 workers: try int(table, "workers", at: here, minimum: 1), executable: try string(table, "executable", at: here),
                 arguments: try strings(table, "arguments", at: here) ?? [], prefaultStore: try bool(table, "prefault_store", at: here)))
         case "slurm":
-            try checkKeys(table, allowed: ["type", "partition", "account", "qos", "time", "sbatch_args", "poll_interval"], at: here)
+            try checkKeys(table, allowed: Self.slurmKeys, at: here)
             let time = try string(table, "time", at: here)
             if let time, !Self.isSlurmTime(time) {
                 throw error(here + ["time"], "invalid SLURM time \(_quote(time)) (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)")
             }
-            settings = .slurm(.init(
+            var minimum = try duration(table, "poll_interval_min", at: here)
+            if minimum == nil { minimum = try duration(table, "poll_interval", at: here) }
+            let maximum = try duration(table, "poll_interval_max", at: here)
+            if let minimum, let maximum, minimum > maximum {
+                throw error(here + ["poll_interval_max"], "poll_interval_max (\(maximum) s) is below poll_interval_min (\(minimum) s)")
+            }
+            let values = try string(table, "values", at: here)
+            if let values, !["store", "files", "auto"].contains(values) {
+                throw error(here + ["values"], "expected \"store\", \"files\" or \"auto\", not \(_quote(values))")
+            }
+            let status = try string(table, "status", at: here)
+            if let status, !["auto", "sacct", "squeue"].contains(status) {
+                throw error(here + ["status"], "expected \"auto\", \"sacct\" or \"squeue\", not \(_quote(status))")
+            }
+            var slurm = DataflowConfig.SlurmSettings(
                 partition: try string(table, "partition", at: here), account: try string(table, "account", at: here),
                 qos: try string(table, "qos", at: here), time: time, sbatchArguments: try strings(table, "sbatch_args", at: here) ?? [],
-                pollIntervalSeconds: try duration(table, "poll_interval", at: here)))
+                pollIntervalSeconds: minimum)
+            slurm.pollIntervalMaxSeconds = maximum
+            slurm.commandTimeoutSeconds = try duration(table, "command_timeout", at: here)
+            slurm.values = values
+            slurm.status = status
+            slurm.arrays = try bool(table, "arrays", at: here)
+            slurm.arrayThrottle = try int(table, "array_throttle", at: here, minimum: 1)
+            slurm.maxJobs = try int(table, "max_jobs", at: here, minimum: 1)
+            slurm.recordGraceSeconds = try duration(table, "record_grace", at: here)
+            slurm.warningSignalSeconds = try duration(table, "warning_signal", at: here)
+            slurm.executable = try string(table, "executable", at: here)
+            slurm.arguments = try strings(table, "arguments", at: here) ?? []
+            slurm.environment = try stringTable(table, "environment", at: here) ?? [:]
+            settings = .slurm(slurm)
         case "ray":
             try checkKeys(
                 table, allowed: ["type", "dashboard_address", "working_dir", "poll_interval_min", "poll_interval_max", "max_submit", "autoscaler_aware"],

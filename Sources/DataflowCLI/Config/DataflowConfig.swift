@@ -85,7 +85,22 @@ public struct DataflowConfig: Sendable {
         /// A SLURM time limit: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM` or `D-HH:MM:SS`.
         public var time: String?
         public var sbatchArguments: [String] = []
+        /// `poll_interval_min` (or `poll_interval`).
         public var pollIntervalSeconds: Double?
+        public var pollIntervalMaxSeconds: Double?
+        public var commandTimeoutSeconds: Double?
+        /// `store`, `files` or `auto`.
+        public var values: String?
+        /// `auto`, `sacct` or `squeue`.
+        public var status: String?
+        public var arrays: Bool?
+        public var arrayThrottle: Int?
+        public var maxJobs: Int?
+        public var recordGraceSeconds: Double?
+        public var warningSignalSeconds: Double?
+        public var executable: String?
+        public var arguments: [String] = []
+        public var environment: [String: String] = [:]
     }
 
     /// `type = "ray"` (the settings OxyMake documents).
@@ -102,6 +117,9 @@ public struct DataflowConfig: Sendable {
     public struct TaskSettings: Sendable, Equatable {
         public var executor: String?
         public var resources: Resources?
+        /// `settings = { partition = "gpu", time = "02:00:00" }`: the engine's settings for the
+        /// task (`TaskOptions.executorSettings`).
+        public var executorSettings: [String: String]?
         public init(executor: String? = nil, resources: Resources? = nil) {
             self.executor = executor
             self.resources = resources
@@ -206,6 +224,7 @@ public struct DataflowConfig: Sendable {
                 options.executorForLabel[label] = executor
             }
             if let resources = settings.resources { workflow.overrideResources(ofTasksLabelled: label, resources) }
+            if let engine = settings.executorSettings { workflow.overrideExecutorSettings(ofTasksLabelled: label, engine) }
         }
         for (task, settings) in tasks.sorted(by: { $0.key < $1.key }) {
             if let executor = settings.executor, options.executors[executor] == nil {
@@ -215,7 +234,7 @@ public struct DataflowConfig: Sendable {
                 options.executors[executor] = try self.executor(named: executor, options: options, registry: registry, key: "task.\(task).executor")
             }
             do {
-                try workflow.overrideOptions(ofTask: task, executor: settings.executor, resources: settings.resources)
+                try workflow.overrideOptions(ofTask: task, executor: settings.executor, resources: settings.resources, executorSettings: settings.executorSettings)
             } catch {
                 throw ConfigError(file: file, key: "task.\(task)", line: nil, message: error.message)
             }

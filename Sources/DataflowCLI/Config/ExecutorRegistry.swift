@@ -1,10 +1,11 @@
 import Dataflow
+import DataflowSlurm
 import Foundation
 import Synchronization
 
 /// The executor types a configuration file may declare (`type = "..."`), and how each is made
-/// from its table. `local` and `processes` are built in; `slurm` and `ray` are parsed and checked
-/// here, and made by their own targets once those register them; a program registers its own
+/// from its table. `local`, `processes` and `slurm` are built in; `ray` is parsed and checked
+/// here, and made once its target registers it; a program registers its own
 /// types (e.g. the example `FreshProcessExecutor`) before it loads a configuration.
 ///
 ///     ExecutorRegistry.shared.register(type: "fresh-process", keys: ["reaches_store"]) { settings in
@@ -17,9 +18,9 @@ public final class ExecutorRegistry: Sendable {
     public static let shared = ExecutorRegistry()
 
     /// Types that need no registration.
-    public static let builtInKinds: Set<String> = ["local", "processes"]
+    public static let builtInKinds: Set<String> = ["local", "processes", "slurm"]
     /// Types whose settings are parsed and checked here, made once their target registers them.
-    public static let declaredKinds: Set<String> = ["slurm", "ray"]
+    public static let declaredKinds: Set<String> = ["ray"]
 
     /// How a registered type is made from its table's keys (without `type`).
     public typealias Maker = @Sendable (_ settings: [String: ConfigValue]) throws -> any Executor
@@ -66,7 +67,13 @@ public final class ExecutorRegistry: Sendable {
             return try ProcessExecutor(.init(
                 workerCount: settings.workers ?? concurrency, executable: settings.executable, arguments: settings.arguments,
                 prefaultStore: settings.prefaultStore ?? true))
-        case .slurm, .ray, .custom:
+        case .slurm(let settings):
+            do {
+                return try SlurmExecutor(Self.slurmOptions(settings))
+            } catch {
+                throw DataflowError(.executor, "executor '\(declaration.name)' (slurm) cannot be made: \(error.message)")
+            }
+        case .ray, .custom:
             guard let registration else {
                 throw DataflowError(
                     .executor,
@@ -83,15 +90,39 @@ public final class ExecutorRegistry: Sendable {
         }
     }
 
-    /// A built-in executor by kind: `local`, or `processes` with `concurrency` workers.
+    /// A built-in executor by kind: `local`, `processes` with `concurrency` workers, or `slurm`
+    /// with its defaults.
     /// - Throws: `.unknownExecutor` for any other name.
     func makeBuiltIn(kind: String, concurrency: Int) throws(DataflowError) -> any Executor {
         switch kind {
         case "local": return LocalExecutor()
         case "processes": return try ProcessExecutor(.init(workerCount: concurrency))
+        case "slurm": return try SlurmExecutor()
         default:
-            throw DataflowError(.unknownExecutor, "no executor named \(_quote(kind)) is declared, and it is no built-in kind (local, processes)")
+            throw DataflowError(.unknownExecutor, "no executor named \(_quote(kind)) is declared, and it is no built-in kind (local, processes, slurm)")
         }
+    }
+
+    /// A `slurm` table's settings as the executor's options.
+    static func slurmOptions(_ settings: DataflowConfig.SlurmSettings) -> SlurmExecutor.Options {
+        var options = SlurmExecutor.Options(
+            partition: settings.partition, account: settings.account, qos: settings.qos, timeLimit: settings.time,
+            sbatchArguments: settings.sbatchArguments)
+        if let value = settings.pollIntervalSeconds { options.pollIntervalMinSeconds = value }
+        if let value = settings.pollIntervalMaxSeconds { options.pollIntervalMaxSeconds = value }
+        options.pollIntervalMaxSeconds = max(options.pollIntervalMaxSeconds, options.pollIntervalMinSeconds)
+        if let value = settings.commandTimeoutSeconds { options.commandTimeoutSeconds = value }
+        if let value = settings.values.flatMap(SlurmExecutor.ValuePassing.init(rawValue:)) { options.values = value }
+        if let value = settings.status.flatMap(SlurmExecutor.StatusSource.init(rawValue:)) { options.statusSource = value }
+        if let value = settings.arrays { options.arrays = value }
+        options.arrayThrottle = settings.arrayThrottle
+        if let value = settings.maxJobs { options.maxJobs = value }
+        if let value = settings.recordGraceSeconds { options.recordGraceSeconds = value }
+        if let value = settings.warningSignalSeconds { options.warningSignalSeconds = Int(value.rounded(.up)) }
+        options.executable = settings.executable
+        options.arguments = settings.arguments
+        options.environment = settings.environment
+        return options
     }
 
     /// The settings of a `slurm` or `ray` table as raw values, for a registered maker.
@@ -99,13 +130,6 @@ public final class ExecutorRegistry: Sendable {
         var raw: [String: ConfigValue] = [:]
         switch settings {
         case .custom(let values): return values
-        case .slurm(let slurm):
-            if let partition = slurm.partition { raw["partition"] = .string(partition) }
-            if let account = slurm.account { raw["account"] = .string(account) }
-            if let qos = slurm.qos { raw["qos"] = .string(qos) }
-            if let time = slurm.time { raw["time"] = .string(time) }
-            if !slurm.sbatchArguments.isEmpty { raw["sbatch_args"] = .array(slurm.sbatchArguments.map { .string($0) }) }
-            if let poll = slurm.pollIntervalSeconds { raw["poll_interval"] = .double(poll) }
         case .ray(let ray):
             if let address = ray.dashboardAddress { raw["dashboard_address"] = .string(address) }
             if let directory = ray.workingDirectory { raw["working_dir"] = .string(directory) }
@@ -113,7 +137,7 @@ public final class ExecutorRegistry: Sendable {
             if let maximum = ray.pollIntervalMaxSeconds { raw["poll_interval_max"] = .double(maximum) }
             if let submit = ray.maxSubmit { raw["max_submit"] = .int(submit) }
             if let aware = ray.autoscalerAware { raw["autoscaler_aware"] = .bool(aware) }
-        case .local, .processes:
+        case .local, .processes, .slurm:
             break
         }
         return raw
