@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "DataflowCommand",
             dependencies: [
-                "Dataflow", "DataflowCLI", "Materialize", "ObjectStore", "CLZ4",
+                "Dataflow", "DataflowCLI", "DataflowSlurm", "Materialize", "ObjectStore", "CLZ4",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/dataflow"
@@ -86,7 +86,7 @@ let package = Package(
         // The README's complete worker program: a workflow on warm worker processes.
         .executableTarget(name: "WorkerProgram", dependencies: ["Dataflow", "ObjectStore"], path: "Examples/WorkerProgram"),
         // The README's Swift examples, compiled (a test checks that they match the README).
-        .executableTarget(name: "ReadmeExamples", dependencies: ["Dataflow", "ObjectStore"], path: "Examples/ReadmeExamples"),
+        .executableTarget(name: "ReadmeExamples", dependencies: ["Dataflow", "DataflowSlurm", "ObjectStore"], path: "Examples/ReadmeExamples"),
         // A small store example (producer and consumer processes sharing a tensor).
         .executableTarget(name: "StoreExample", dependencies: ["ObjectStore"], path: "Examples/StoreExample"),
 

@@ -4,6 +4,16 @@ import Foundation
 ///
 /// - Note: A value type; thread-safe.
 struct SlurmJobStatus: Sendable, Equatable {
+    init(key: String, state: String, cancelledBy: String? = nil, exitStatus: Int32? = nil, signal: Int32? = nil, node: String? = nil, reason: String? = nil) {
+        self.key = key
+        self.state = state
+        self.cancelledBy = cancelledBy
+        self.exitStatus = exitStatus
+        self.signal = signal
+        self.node = node
+        self.reason = reason
+    }
+
     /// How the run finds it: `123` for a job, `123_4` for task 4 of array 123.
     var key: String
     /// SLURM's state word: `PENDING`, `RUNNING`, `COMPLETED`, `FAILED`, `CANCELLED`, ... (for

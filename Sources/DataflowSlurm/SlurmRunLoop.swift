@@ -392,7 +392,19 @@ final class _SlurmRunLoop: Sendable {
             var candidates: [Job] = []
             var changed = false
             for key in state.jobs.keys where state.jobs[key]!.request.jobName == jobName {
-                guard let status = statuses[key] else { continue }
+                guard let status = statuses[key] else {
+                    // Never listed long after its submission (an array's pending tasks are
+                    // listed as a range, not one by one, so only a job never seen at all counts).
+                    let job = state.jobs[key]!
+                    if job.lastStatus == nil, now.timeIntervalSince(job.submittedAt) > Self.unseenLimitSeconds,
+                        !statuses.keys.contains(where: { $0.hasPrefix(key.split(separator: "_")[0] + "_") })
+                    {
+                        state.jobs[key]!.lastStatus = SlurmJobStatus(key: key, state: "UNSEEN")
+                        state.jobs[key]!.finalSince = now
+                        candidates.append(state.jobs[key]!)
+                    }
+                    continue
+                }
                 if state.jobs[key]!.lastStatus?.state != status.state { changed = true }
                 state.jobs[key]!.lastStatus = status
                 if status.state == "RUNNING" || status.state == "COMPLETING" { state.jobs[key]!.seenRunning = true }
@@ -416,6 +428,12 @@ final class _SlurmRunLoop: Sendable {
             let launch = job.request.launch
             let label = "SLURM job \(job.key)"
             let cause = AttemptCause(exitStatus: status.exitStatus, signal: status.signal, engineState: status.state, node: status.node)
+            if status.state == "UNSEEN" {
+                _ = try? await command("scancel", [job.key]).run()
+                finished.append((job, launch.ending(
+                    .error, message: "slurm: \(label) of task '\(launch.taskName)' was not listed by sacct or squeue \(Int(Self.unseenLimitSeconds)) s after its submission (is slurmdbd or slurmctld healthy?); cancelled", cause: cause)))
+                continue
+            }
             if status.state == "IMPOSSIBLE" {
                 _ = try? await command("scancel", [job.key]).run()
                 finished.append((job, launch.ending(
@@ -446,6 +464,11 @@ final class _SlurmRunLoop: Sendable {
                 state.keyOfRequest[job.request.id] = nil
             }
         }
+        // A job that attached to the store and did not succeed may have died holding objects
+        // (SIGKILL after a time limit, a preemption's KillWait): the store takes them back.
+        for (job, ending) in finished where ending.outcome != .succeeded {
+            _ = try? job.request.launch.store?.reclaimDeadProcesses()
+        }
         for (job, ending) in finished {
             logger.debug("job \(job.key) (task '\(job.request.launch.taskName)'): \(job.lastStatus?.state ?? "?") → \(ending.outcome)")
             withExtendedLifetime(job.request.prepared) {}
@@ -461,6 +484,9 @@ final class _SlurmRunLoop: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         return try? JSONDecoder().decode(WorkerResult.self, from: data)
     }
+
+    /// A job not listed by any status query this long after its submission is given up.
+    static let unseenLimitSeconds: Double = 300
 
     /// `squeue -O` fields, as `SlurmJobStatus.parseSqueue` reads them.
     static let squeueFormat = "JobArrayID:|,State:|,Reason:|,exit_code:|,NodeList:|"

@@ -23,19 +23,20 @@ enum BenchCases {
             TaskGroupBaseline(), TaskOverheadFanout(), TaskChainBaseline(), TaskOverheadChain(),
             SpillWrite(), SpillRestore(),
         ]
-        return cases
+        return cases + SlurmCases.all()
     }
 
     /// Cases measured with trivial tasks (8-byte values) whatever `--sizes` says: task overhead
     /// and its floors. They print no size or throughput.
     static func measuresTaskOverhead(_ name: String) -> Bool {
-        name.hasPrefix("task/") || name == "baseline/taskgroup" || name == "baseline/task-chain"
+        name.hasPrefix("task/") || name.hasPrefix("slurm/") || name == "baseline/taskgroup" || name == "baseline/task-chain"
     }
 
     /// The cases whose names match one of `patterns`: an exact name, a prefix ending in `/`
-    /// (`pass/`), or a prefix ending in `*` (`pass/memory*`).
+    /// (`pass/`), or a prefix ending in `*` (`pass/memory*`). Without patterns, every case but
+    /// the `slurm/` ones (they need a cluster: `--cases slurm/`).
     static func select(_ cases: [any BenchCase], matching patterns: [String]) -> [any BenchCase] {
-        guard !patterns.isEmpty else { return cases }
+        guard !patterns.isEmpty else { return cases.filter { !$0.name.hasPrefix("slurm/") } }
         return cases.filter { benchCase in patterns.contains { matches(benchCase.name, $0) } }
     }
 

@@ -67,12 +67,23 @@ enum BenchWorkflows {
         return workflow
     }
 
+    /// `bench-slurm-fanout-<n>`: a `map` of n trivial tasks (each returns its index), the SLURM
+    /// cases' workflow.
+    static func slurmFanout(count: Int) -> Workflow {
+        let workflow = Workflow("bench-slurm-fanout-\(count)")
+        workflow.map("trivial", over: Array(0..<count)) { (index: Int) in index }
+        return workflow
+    }
+
     /// The workflow a name made by `chain` or `fanout` stands for; nil for any other name.
     static func make(named name: String) -> Workflow? {
         let parts = name.split(separator: "-").map(String.init)
         if parts.count == 5, parts[0] == "bench", parts[1] == "chain", let count = Int(parts[2]), let stages = Int(parts[3]),
             let policy = MaterializationPolicy(rawValue: parts[4]) {
             return chain(count: count, stages: stages, policy: policy)
+        }
+        if parts.count == 4, parts[0] == "bench", parts[1] == "slurm", parts[2] == "fanout", let count = Int(parts[3]) {
+            return slurmFanout(count: count)
         }
         if parts.count == 5, parts[0] == "bench", parts[1] == "pass", parts[2] == "fanout", let count = Int(parts[3]), let branches = Int(parts[4]) {
             return fanout(count: count, branches: branches)

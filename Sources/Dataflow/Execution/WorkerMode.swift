@@ -65,6 +65,13 @@ public struct WorkerResult: Codable, Sendable, Equatable {
     public var output: Output?
     public var message: String?
     public var bytesIn: Int
+
+    public init(outcome: AttemptOutcome, output: Output?, message: String?, bytesIn: Int) {
+        self.outcome = outcome
+        self.output = output
+        self.message = message
+        self.bytesIn = bytesIn
+    }
 }
 
 extension Workflow {
