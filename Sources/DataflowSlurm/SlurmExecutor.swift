@@ -76,6 +76,8 @@ public final class SlurmExecutor: Executor {
         do {
             prepared = try await attempt.prepare()
             specPath = try prepared.writeSpecFile()
+            // A record left by an earlier run with the same id must not answer for this attempt.
+            unlink(prepared.spec.resultPath)
         } catch {
             return attempt.ending(.error, message: error.message)
         }

@@ -294,13 +294,22 @@ final class _SlurmRunLoop: Sendable {
         }
         let now = Date()
         logger.debug("submitted \(tasks) as job \(jobID)")
-        state.withLock { state in
+        let cancelledMeanwhile = state.withLock { state -> Bool in
+            var cancelled = false
             for (index, (request, continuation)) in group.enumerated() {
                 let key = submission.key(of: index, jobID: jobID)
                 state.jobs[key] = Job(request: request, continuation: continuation, key: key, submittedAt: now)
                 state.keyOfRequest[request.id] = key
+                // Cancelled while sbatch ran: cancel the job now.
+                if state.cancelledEarly.remove(request.id) != nil {
+                    state.jobs[key]!.cancelRequested = true
+                    state.runsWithCancellations.insert(request.jobName)
+                    cancelled = true
+                }
             }
+            return cancelled
         }
+        if cancelledMeanwhile { wake() }
     }
 
     /// The jobs' environment: a minimal set, the driver's identity, and the executor's extra

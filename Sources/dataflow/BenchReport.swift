@@ -48,6 +48,10 @@ struct BenchReport: Sendable {
         if !ratios.isEmpty {
             out += "\nmemory passing against disk passing, end to end (disk median ÷ memory median; the issue's target is ≥ 10× for a 3-stage chain of 512MiB):\n" + ratios.joined()
         }
+        let slurm = slurmLines()
+        if !slurm.isEmpty {
+            out += "\nthe SLURM executor against raw submissions of the same count, observed to completion in the same run:\n" + slurm.joined()
+        }
         let overheads = passingCostLines()
         if !overheads.isEmpty {
             out += "\nthe cost of passing alone (median less baseline/stage-work, the same stages' work without files or store):\n" + overheads.joined()
@@ -57,10 +61,24 @@ struct BenchReport: Sendable {
 
     private static func perLabel(_ result: BenchResult) -> String {
         switch result.benchCase {
-        case "task/overhead-fanout", "baseline/taskgroup": return "task"
+        case "task/overhead-fanout", "baseline/taskgroup", "slurm/fanout-jobs", "slurm/fanout-array": return "task"
+        case "slurm/raw-jobs", "slurm/raw-array": return "job"
         case "task/overhead-chain", "baseline/task-chain": return "hop"
         default: return result.unit == .operation ? (result.benchCase.hasPrefix("store/get") ? "get" : result.benchCase.hasPrefix("store/put") ? "put" : "copy") : "run"
         }
+    }
+
+    /// Our fan-out against raw SLURM submissions: the array's ratio, the jobs' overhead per task.
+    func slurmLines() -> [String] {
+        func median(_ name: String) -> Double? { results.first { $0.benchCase == name }?.medianSeconds }
+        var lines: [String] = []
+        if let ours = median("slurm/fanout-array"), let raw = median("slurm/raw-array") {
+            lines.append("  slurm/fanout-array ÷ slurm/raw-array: \(String(format: "%.2f", ours / raw))× (goal ≤ 1.2×)\n")
+        }
+        if let ours = median("slurm/fanout-jobs"), let raw = median("slurm/raw-jobs") {
+            lines.append("  slurm/fanout-jobs − slurm/raw-jobs: \(String(format: "%+.1f", (ours - raw) * 1000)) ms per task (goal < 50 ms)\n")
+        }
+        return lines
     }
 
     /// One line per (disk, memory) pair and size that both measured.
