@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Dataflow", targets: ["Dataflow"]),
         .library(name: "DataflowCLI", targets: ["DataflowCLI"]),
         .library(name: "DataflowSlurm", targets: ["DataflowSlurm"]),
+        .library(name: "DataflowRay", targets: ["DataflowRay"]),
         .executable(name: "store-example", targets: ["StoreExample"]),
         .executable(name: "dataflow", targets: ["DataflowCommand"]),
     ],
@@ -58,12 +59,15 @@ let package = Package(
         // The SLURM executor: each attempt a batch job (sbatch, sacct/squeue, scancel).
         .target(name: "DataflowSlurm", dependencies: ["Dataflow", .product(name: "Logging", package: "swift-log")]),
 
+        // The Ray executor: each attempt a Ray job through the Jobs REST API (URLSession).
+        .target(name: "DataflowRay", dependencies: ["Dataflow"]),
+
         // What any workflow program's `main` needs: the `dataflow.toml` configuration and the
         // `--executor`/`--config`/`--jobs`/`--dry-run` command line (WorkflowCommandLine).
         .target(
             name: "DataflowCLI",
             dependencies: [
-                "Dataflow", "Materialize", "DataflowSlurm",
+                "Dataflow", "Materialize", "DataflowSlurm", "DataflowRay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -113,7 +117,7 @@ let package = Package(
             name: "DataflowTests",
             dependencies: [
                 "Dataflow", "Materialize", "ObjectStore", "DataflowTestWorkflows", "DataflowTestWorker", "WorkerProgram", "ReadmeExamples",
-                "FreshProcessExecutor", "DataflowCLI", "CommandLineProgram", "DataflowSlurm",
+                "FreshProcessExecutor", "DataflowCLI", "CommandLineProgram", "DataflowSlurm", "DataflowRay",
             ],
             swiftSettings: internalChecks
         ),

@@ -47,14 +47,12 @@ final class _SlurmRunLoop: Sendable {
         /// Cancellations that came before their request was queued.
         var cancelledEarly: Set<Int> = []
         var loopRunning = false
-        var waiter: (token: Int, continuation: CheckedContinuation<Void, Never>)?
-        var wakePending = false
-        var nextToken = 0
         /// Job names of runs that cancelled jobs (their `runEnded` waits for the queue to drain).
         var runsWithCancellations: Set<String> = []
     }
 
     private let state = Mutex(State())
+    private let sleeper = PollSleeper()
     private let options: SlurmExecutor.Options
     /// What `connect()` learned (nil before).
     private let cluster: _SlurmClusterState
@@ -178,7 +176,7 @@ final class _SlurmRunLoop: Sendable {
             // 4. Wait for the next round (a submission or a cancellation wakes it early). A job
             //    whose worker wrote its record is about to end: look again soon.
             if recordWritten() { interval = options.pollIntervalMinSeconds }
-            await sleep(seconds: max(0, interval - Date().timeIntervalSince(lastPoll)))
+            await sleeper.sleep(seconds: max(0, interval - Date().timeIntervalSince(lastPoll)))
             if Date().timeIntervalSince(lastPoll) < options.pollIntervalMinSeconds * 0.5 && state.withLock({ !$0.queued.isEmpty }) { continue }
             // 5. One status query per run in flight; finish the jobs that ended.
             lastPoll = Date()
@@ -188,45 +186,8 @@ final class _SlurmRunLoop: Sendable {
         }
     }
 
-    /// Sleeps `seconds`, or less if `wake()` is called.
-    private func sleep(seconds: Double) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let token = state.withLock { state -> Int? in
-                if state.wakePending {
-                    state.wakePending = false
-                    return nil
-                }
-                state.nextToken += 1
-                state.waiter = (state.nextToken, continuation)
-                return state.nextToken
-            }
-            guard let token else {
-                continuation.resume()
-                return
-            }
-            Task {
-                try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
-                let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-                    guard let waiter = state.waiter, waiter.token == token else { return nil }
-                    state.waiter = nil
-                    return waiter.continuation
-                }
-                waiter?.resume()
-            }
-        }
-    }
-
-    private func wake() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard let waiter = state.waiter else {
-                state.wakePending = true
-                return nil
-            }
-            state.waiter = nil
-            return waiter.continuation
-        }
-        waiter?.resume()
-    }
+    /// Ends the loop's pause between rounds (a submission or a cancellation came).
+    private func wake() { sleeper.wake() }
 
     // MARK: Submitting
 

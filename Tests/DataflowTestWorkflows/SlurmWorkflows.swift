@@ -6,7 +6,7 @@ import ObjectStore
 
 public enum SlurmWorkflows {
     public static func all() -> [Workflow] {
-        [pipeline(), fanOut(), failing(), preemptible(), timeLimit(), mixed(), impossible()]
+        [pipeline(), fanOut(), fanOut(count: 20), failing(), preemptible(), timeLimit(), mixed(), impossible()]
     }
 
     /// Three stages over a 1 Mi-scalar tensor: made in place, scaled in place, summed. The last
@@ -35,7 +35,7 @@ public enum SlurmWorkflows {
 
     /// A 50-way map of trivial tasks and a sum over them.
     public static func fanOut(count: Int = 50) -> Workflow {
-        let workflow = Workflow("slurm-fan-out")
+        let workflow = Workflow("slurm-fan-out-\(count)")
         let squares = workflow.map("square", over: Array(0..<count)) { (index: Int) -> Int in
             index * index + (ProcessInfo.processInfo.environment["SLURM_ARRAY_TASK_ID"] == nil ? 1_000_000 : 0)
         }

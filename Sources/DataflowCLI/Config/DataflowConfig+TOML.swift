@@ -303,7 +303,11 @@ struct _ConfigReader {
             settings = .slurm(slurm)
         case "ray":
             try checkKeys(
-                table, allowed: ["type", "dashboard_address", "working_dir", "poll_interval_min", "poll_interval_max", "max_submit", "autoscaler_aware"],
+                table,
+                allowed: [
+                    "type", "dashboard_address", "working_dir", "poll_interval_min", "poll_interval_max", "max_submit", "autoscaler_aware", "token",
+                    "token_file", "reaches_store", "executable", "arguments", "environment",
+                ],
                 at: here)
             let minimum = try duration(table, "poll_interval_min", at: here)
             let maximum = try duration(table, "poll_interval_max", at: here)
@@ -314,10 +318,17 @@ struct _ConfigReader {
             if let address, URL(string: address)?.host == nil {
                 throw error(here + ["dashboard_address"], "\(_quote(address)) is no URL (e.g. \"http://127.0.0.1:8265\")")
             }
-            settings = .ray(.init(
+            var ray = DataflowConfig.RaySettings(
                 dashboardAddress: address, workingDirectory: try string(table, "working_dir", at: here), pollIntervalMinSeconds: minimum,
                 pollIntervalMaxSeconds: maximum, maxSubmit: try int(table, "max_submit", at: here, minimum: 1),
-                autoscalerAware: try bool(table, "autoscaler_aware", at: here)))
+                autoscalerAware: try bool(table, "autoscaler_aware", at: here))
+            ray.token = try string(table, "token", at: here)
+            ray.tokenFile = try string(table, "token_file", at: here)
+            ray.reachesStore = try bool(table, "reaches_store", at: here)
+            ray.executable = try string(table, "executable", at: here)
+            ray.arguments = try strings(table, "arguments", at: here) ?? []
+            ray.environment = try stringTable(table, "environment", at: here) ?? [:]
+            settings = .ray(ray)
         default:
             let allowed = registry.allowedKeys(ofType: type).map { $0.union(["type"]) }
             if let allowed { try checkKeys(table, allowed: allowed, at: here) }

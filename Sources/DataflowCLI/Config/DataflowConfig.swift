@@ -111,6 +111,12 @@ public struct DataflowConfig: Sendable {
         public var pollIntervalMaxSeconds: Double?
         public var maxSubmit: Int?
         public var autoscalerAware: Bool?
+        public var token: String?
+        public var tokenFile: String?
+        public var reachesStore: Bool?
+        public var executable: String?
+        public var arguments: [String] = []
+        public var environment: [String: String] = [:]
     }
 
     /// `[task."<name>"]` or `[label.<name>]`.

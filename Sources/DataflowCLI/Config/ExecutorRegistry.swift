@@ -1,11 +1,11 @@
 import Dataflow
+import DataflowRay
 import DataflowSlurm
 import Foundation
 import Synchronization
 
 /// The executor types a configuration file may declare (`type = "..."`), and how each is made
-/// from its table. `local`, `processes` and `slurm` are built in; `ray` is parsed and checked
-/// here, and made once its target registers it; a program registers its own
+/// from its table. `local`, `processes`, `slurm` and `ray` are built in; a program registers its own
 /// types (e.g. the example `FreshProcessExecutor`) before it loads a configuration.
 ///
 ///     ExecutorRegistry.shared.register(type: "fresh-process", keys: ["reaches_store"]) { settings in
@@ -18,9 +18,9 @@ public final class ExecutorRegistry: Sendable {
     public static let shared = ExecutorRegistry()
 
     /// Types that need no registration.
-    public static let builtInKinds: Set<String> = ["local", "processes", "slurm"]
+    public static let builtInKinds: Set<String> = ["local", "processes", "slurm", "ray"]
     /// Types whose settings are parsed and checked here, made once their target registers them.
-    public static let declaredKinds: Set<String> = ["ray"]
+    public static let declaredKinds: Set<String> = []
 
     /// How a registered type is made from its table's keys (without `type`).
     public typealias Maker = @Sendable (_ settings: [String: ConfigValue]) throws -> any Executor
@@ -73,7 +73,13 @@ public final class ExecutorRegistry: Sendable {
             } catch {
                 throw DataflowError(.executor, "executor '\(declaration.name)' (slurm) cannot be made: \(error.message)")
             }
-        case .ray, .custom:
+        case .ray(let settings):
+            do {
+                return try RayExecutor(Self.rayOptions(settings))
+            } catch {
+                throw DataflowError(.executor, "executor '\(declaration.name)' (ray) cannot be made: \(error.message)")
+            }
+        case .custom:
             guard let registration else {
                 throw DataflowError(
                     .executor,
@@ -98,9 +104,25 @@ public final class ExecutorRegistry: Sendable {
         case "local": return LocalExecutor()
         case "processes": return try ProcessExecutor(.init(workerCount: concurrency))
         case "slurm": return try SlurmExecutor()
+        case "ray": return try RayExecutor()
         default:
-            throw DataflowError(.unknownExecutor, "no executor named \(_quote(kind)) is declared, and it is no built-in kind (local, processes, slurm)")
+            throw DataflowError(.unknownExecutor, "no executor named \(_quote(kind)) is declared, and it is no built-in kind (local, processes, slurm, ray)")
         }
+    }
+
+    /// A `ray` table's settings as the executor's options.
+    static func rayOptions(_ settings: DataflowConfig.RaySettings) -> RayExecutor.Options {
+        var options = RayExecutor.Options(dashboardAddress: settings.dashboardAddress, token: settings.token, tokenFile: settings.tokenFile, workingDirectory: settings.workingDirectory)
+        if let value = settings.pollIntervalMinSeconds { options.pollIntervalMinSeconds = value }
+        if let value = settings.pollIntervalMaxSeconds { options.pollIntervalMaxSeconds = value }
+        options.pollIntervalMaxSeconds = max(options.pollIntervalMaxSeconds, options.pollIntervalMinSeconds)
+        if let value = settings.maxSubmit { options.maxSubmit = value }
+        if let value = settings.autoscalerAware { options.autoscalerAware = value }
+        options.reachesStore = settings.reachesStore
+        options.executable = settings.executable
+        options.arguments = settings.arguments
+        options.environment = settings.environment
+        return options
     }
 
     /// A `slurm` table's settings as the executor's options.
@@ -130,14 +152,7 @@ public final class ExecutorRegistry: Sendable {
         var raw: [String: ConfigValue] = [:]
         switch settings {
         case .custom(let values): return values
-        case .ray(let ray):
-            if let address = ray.dashboardAddress { raw["dashboard_address"] = .string(address) }
-            if let directory = ray.workingDirectory { raw["working_dir"] = .string(directory) }
-            if let minimum = ray.pollIntervalMinSeconds { raw["poll_interval_min"] = .double(minimum) }
-            if let maximum = ray.pollIntervalMaxSeconds { raw["poll_interval_max"] = .double(maximum) }
-            if let submit = ray.maxSubmit { raw["max_submit"] = .int(submit) }
-            if let aware = ray.autoscalerAware { raw["autoscaler_aware"] = .bool(aware) }
-        case .local, .processes, .slurm:
+        case .local, .processes, .slurm, .ray:
             break
         }
         return raw

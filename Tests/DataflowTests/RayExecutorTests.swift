@@ -1,0 +1,205 @@
+import Dataflow
+import DataflowRay
+import DataflowTestWorkflows
+import Foundation
+import ObjectStore
+import Testing
+
+/// A Ray head to test against: `Scripts/ray-local.sh start` (address `$DATAFLOW_RAY_ADDRESS`,
+/// default http://127.0.0.1:8265; token from `$DATAFLOW_RAY_TOKEN_FILE`, default
+/// /run/ray-local/auth_token). Under CI (`DATAFLOW_REQUIRE_RAY=1`) a missing head fails
+/// `aHeadAnswersWhereOneIsRequired` instead of skipping the suite.
+enum RayTestCluster {
+    static let address = ProcessInfo.processInfo.environment["DATAFLOW_RAY_ADDRESS"] ?? "http://127.0.0.1:8265"
+    static let tokenFile = ProcessInfo.processInfo.environment["DATAFLOW_RAY_TOKEN_FILE"] ?? "/run/ray-local/auth_token"
+    static var token: String? {
+        FileManager.default.contents(atPath: tokenFile).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+
+    /// `GET /api/version` answers 200 with the token (a blocking call, once per test process).
+    static let answers: Bool = {
+        guard let url = URL(string: "\(address)/api/version") else { return false }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-sf", "-m", "3", "-o", "/dev/null", "-H", "Authorization: Bearer \(token ?? "")", url.absoluteString]
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }()
+
+    static let required = ProcessInfo.processInfo.environment["DATAFLOW_REQUIRE_RAY"] == "1"
+    static let skipNote: Comment = "no Ray head answers here (start one: `Scripts/ray-local.sh start`); the Ray tests are skipped"
+
+    static func executor(_ options: RayExecutor.Options = RayExecutor.Options()) throws -> RayExecutor {
+        var options = options
+        options.dashboardAddress = address
+        if options.token == nil { options.tokenFile = tokenFile }
+        options.executable = ProcessExecutorTests.workerPath
+        options.pollIntervalMaxSeconds = 1
+        return try RayExecutor(options)
+    }
+
+    /// The head's own job list (`GET /api/jobs/`), as JSON objects.
+    static func jobs() throws -> [[String: Any]] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-sf", "-m", "5", "-H", "Authorization: Bearer \(token ?? "")", "\(address)/api/jobs/"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (try JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+    }
+}
+
+@Suite struct RayHeadRequirementTests {
+    @Test func aHeadAnswersWhereOneIsRequired() {
+        if RayTestCluster.required {
+            #expect(RayTestCluster.answers, "DATAFLOW_REQUIRE_RAY=1 but no Ray head answers at \(RayTestCluster.address) (Scripts/ray-local.sh start)")
+        } else if !RayTestCluster.answers {
+            print("note: \(RayTestCluster.skipNote)")
+        }
+    }
+}
+
+/// The Ray executor on a real Ray head (`Scripts/ray-local.sh`): whole workflows through the
+/// public API, each task a Ray job running the test worker program.
+@Suite(.serialized, .enabled(if: RayTestCluster.answers, RayTestCluster.skipNote))
+struct RayExecutorTests {
+    @Test func theRayExecutorConformsWithJobsAttachedToTheStore() async throws {
+        try await checkExecutorConformance(RayTestCluster.executor())
+    }
+
+    @Test func theRayExecutorConformsWithValuesThroughFiles() async throws {
+        try await checkExecutorConformance(RayTestCluster.executor(.init(reachesStore: false)))
+    }
+
+    /// Three stages as three Ray jobs: right, and zero-copy (each job attached to the run's store).
+    @Test func aThreeStageTensorPipelinePassesValuesThroughTheStore() async throws {
+        try await withWorkdir { workdir in
+            var options = RunOptions(workdir: workdir, storeCapacityBytes: 64 << 20, executor: try RayTestCluster.executor())
+            options.runID = "ray-pipeline-\(getpid())"
+            let run = try await SlurmWorkflows.pipeline().run(options)
+            let report = try run.result(named: "total", as: String.self)
+            #expect(report.hasPrefix("total=\(SlurmWorkflows.pipelineTotal) store=\(run.store.name) "), "\(report)")
+            let events = try RunLog.read(at: "\(workdir)/runs/\(options.runID!)/run.jsonl").filter { $0.kind == .attempt }
+            #expect(events.map(\.executor) == ["ray", "ray", "ray"] && events.allSatisfy { $0.engineState == "SUCCEEDED" }, "\(events.map(\.engineState))")
+            #expect(events.allSatisfy { $0.value?.reason.contains("cannot reach the store") != true })
+            // Ray's log of each job is in the attempt log; the head keeps none of the run's jobs.
+            let log = try String(contentsOfFile: "\(workdir)/runs/\(options.runID!)/logs/make.1.log", encoding: .utf8)
+            #expect(log.contains("Ray's log of job"), "\(log)")
+            let left = try RayTestCluster.jobs().filter { ($0["metadata"] as? [String: String])?["dataflow_run"] == options.runID }
+            #expect(left.isEmpty, "the head still keeps \(left.count) job(s) of the run")
+        }
+    }
+
+    /// A task that throws: failed, with its message and the entrypoint's exit code.
+    @Test func aFailingEntrypointCarriesItsExitCode() async throws {
+        try await withWorkdir { workdir in
+            var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try RayTestCluster.executor())
+            options.runID = "ray-failing-\(getpid())"
+            let error = await expectDataflowError(.taskFailed) { try await SlurmWorkflows.failing().run(options) }
+            let failure = error?.failures.first
+            #expect(failure?.outcome == .failed && failure?.message.contains("the input was bad") == true && failure?.message.contains("FAILED, exit code 1") == true, "\(String(describing: failure))")
+        }
+    }
+
+    /// A wrong token is a clear error naming the address, before anything is submitted.
+    @Test func aWrongTokenIsAClearErrorNamingTheAddress() async throws {
+        try await withWorkdir { workdir in
+            let executor = try RayTestCluster.executor(.init(token: "not-the-token"))
+            let error = await expectDataflowError(.executor) {
+                try await SlurmWorkflows.failing().run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: executor))
+            }
+            #expect(error?.message.contains(RayTestCluster.address) == true && error?.message.contains("403") == true, "\(String(describing: error))")
+        }
+    }
+
+    /// Cancelling a run stops its job: the attempt is cancelled, and no job of the run is left
+    /// running on the head.
+    @Test func aStoppedRunLeavesNoJobRunning() async throws {
+        try await withWorkdir { workdir in
+            try FileManager.default.createDirectory(atPath: TestWorkflows.markerDirectory, withIntermediateDirectories: true)
+            let marker = TestWorkflows.markerPath(task: "waits", attempt: 1)
+            unlink(marker)
+            var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try RayTestCluster.executor())
+            options.runID = "ray-stop-\(getpid())"
+            let stopOptions = options
+            let running = Task { try await TestWorkflows.conformanceCancel().run(stopOptions) }
+            for _ in 0..<600 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(nanoseconds: 100_000_000) }
+            running.cancel()
+            await expectDataflowError(.runCancelled) { try await running.value }
+            let events = try RunLog.read(at: "\(workdir)/runs/\(options.runID!)/run.jsonl").filter { $0.kind == .attempt }
+            #expect(events.compactMap(\.outcome) == [.cancelled] && events.first?.engineState == "STOPPED", "\(events.map { $0.engineState ?? "-" })")
+            let active = try RayTestCluster.jobs().filter {
+                ($0["metadata"] as? [String: String])?["dataflow_run"] == options.runID && ["PENDING", "RUNNING"].contains($0["status"] as? String ?? "")
+            }
+            #expect(active.isEmpty)
+        }
+    }
+
+    /// `max_submit = 2`: the head's own job list never shows more than two of the run's jobs
+    /// while a 20-task fan-out runs.
+    @Test func maxSubmitIsNeverExceeded() async throws {
+        try await withWorkdir { workdir in
+            var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try RayTestCluster.executor(.init(maxSubmit: 2)))
+            options.runID = "ray-max-submit-\(getpid())"
+            let runID = options.runID!
+            let finished = Flag()
+            let fanOutOptions = options
+            let running = Task {
+                defer { finished.set() }
+                return try await SlurmWorkflows.fanOut(count: 20).run(fanOutOptions)
+            }
+            var most = 0
+            var looks = 0
+            while !finished.isSet {
+                let ours = try RayTestCluster.jobs().filter {
+                    ($0["metadata"] as? [String: String])?["dataflow_run"] == runID && ["PENDING", "RUNNING"].contains($0["status"] as? String ?? "")
+                }
+                most = max(most, ours.count)
+                looks += 1
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+            let run = try await running.value
+            #expect(try run.result(named: "sum", as: Int.self) == (0..<20).reduce(0) { $0 + $1 * $1 + 1_000_000 })
+            #expect(most <= 2 && most >= 1, "at most \(most) jobs at once over \(looks) looks")
+        }
+    }
+
+    /// With `autoscaler_aware`, a task needing a resource no node has fails before anything runs.
+    @Test func aResourceNoNodeHasIsAnImmediateError() async throws {
+        try await withWorkdir { workdir in
+            let started = Date()
+            let error = await expectDataflowError(.resourcesExceedExecutor) {
+                try await SlurmWorkflows.impossible(resources: Resources(custom: ["tpu_v9": 1])).run(
+                    RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try RayTestCluster.executor()))
+            }
+            #expect(error?.task == "wants-too-much" && error?.message.contains("tpu_v9") == true, "\(String(describing: error))")
+            #expect(Date().timeIntervalSince(started) < 30)
+        }
+    }
+
+    /// local → ray → local with values through files for the Ray job.
+    @Test func aMixedGraphRunsAcrossLocalAndRay() async throws {
+        try await withWorkdir { workdir in
+            var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)
+            options.executors = ["hpc": try RayTestCluster.executor(.init(reachesStore: false))]
+            options.runID = "ray-mixed-\(getpid())"
+            let run = try await SlurmWorkflows.mixed().run(options)
+            #expect(try run.result(named: "report", as: String.self) == "\(Double((0..<4096).reduce(0) { $0 + $1 % 11 + 1 })) over 4096")
+            let events = try RunLog.read(at: "\(workdir)/runs/\(options.runID!)/run.jsonl").filter { $0.kind == .attempt }
+            #expect(events.first { $0.task == "middle" }?.executor == "hpc")
+            #expect(events.first { $0.task == "source" }?.value?.reason.contains("cannot reach the store") == true)
+        }
+    }
+}
+
+/// A flag set once, from any task.
+private final class Flag: @unchecked Sendable {  // `value` is guarded by `lock`
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+}
