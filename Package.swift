@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "DataflowCommand",
             dependencies: [
-                "Dataflow", "DataflowCLI", "DataflowSlurm", "Materialize", "ObjectStore", "CLZ4",
+                "Dataflow", "DataflowCLI", "DataflowSlurm", "DataflowRay", "Materialize", "ObjectStore", "CLZ4",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/dataflow"
@@ -110,7 +110,7 @@ let package = Package(
         // A program with workflows, started as a worker by the worker-mode and process-executor tests.
         .executableTarget(
             name: "DataflowTestWorker",
-            dependencies: ["Dataflow", "ObjectStore", "DataflowTestWorkflows"],
+            dependencies: ["Dataflow", "DataflowRay", "ObjectStore", "DataflowTestWorkflows"],
             path: "Tests/DataflowTestWorker"
         ),
         .testTarget(

@@ -45,6 +45,21 @@ final class _RayRunLoop: Sendable {
         var idOfRequest: [Int: String] = [:]
         var cancelledEarly: Set<Int> = []
         var loopRunning = false
+        /// Resources of this loop's jobs that ended lately (Ray's usage still counts them).
+        var recentlyEnded: [(at: Date, resources: Resources)] = []
+    }
+
+    /// How long `/api/cluster_status` may still count a job that ended (its monitor's period).
+    static let usageLagSeconds: Double = 6
+
+    /// The amount of Ray resource `name` that `resources` asks for.
+    static func amount(of name: String, in resources: Resources) -> Double {
+        switch name {
+        case "CPU": resources.cpu
+        case "GPU": resources.gpu
+        case "memory": Double(resources.memoryBytes)
+        default: resources.custom[name] ?? 0
+        }
     }
 
     private let state = Mutex(State())
@@ -113,25 +128,49 @@ final class _RayRunLoop: Sendable {
                 return true
             }
             if done { return }
-            await sleeper.sleep(seconds: stops.isEmpty ? interval : options.pollIntervalMinSeconds)
+            // Look again soon when a job's worker has written its record (the job ends within
+            // moments), or when attempts wait in our queue for room.
+            let soon = !stops.isEmpty || state.withLock { !$0.queued.isEmpty } || recordWritten()
+            await sleeper.sleep(seconds: soon ? options.pollIntervalMinSeconds : interval)
             let changed = await pollRound()
             interval = changed ? options.pollIntervalMinSeconds : min(options.pollIntervalMaxSeconds, interval * 2)
         }
     }
 
+    /// Whether a job in flight has its attempt record (its worker is done).
+    private func recordWritten() -> Bool {
+        let paths = state.withLock { $0.jobs.values.map(\.request.prepared.spec.resultPath) }
+        return paths.contains { access($0, F_OK) == 0 }
+    }
+
     /// Submits queued attempts, in order, while fewer than `maxSubmit` are in flight and (with
-    /// `autoscalerAware`) while each fits what the cluster has free now, less what this loop
-    /// submitted that Ray does not yet run.
+    /// `autoscalerAware`) while each fits what the cluster has free now.
+    ///
+    /// Free = the nodes' totals − what this loop's jobs in flight hold − what others hold. Ray's
+    /// `/api/cluster_status` usage lags by seconds (its autoscaler monitor updates it
+    /// periodically), so others' share is its usage less what this loop's jobs held over the last
+    /// `usageLagSeconds` (still counted there after they ended).
     private func submitWhatFits() async {
         let room = state.withLock { max(0, options.maxSubmit - $0.jobs.count) }
         guard room > 0, state.withLock({ !$0.queued.isEmpty }) else { return }
         var free: [String: Double]?
-        if options.autoscalerAware { free = (try? await client.capacity())?.free }
-        let pendingHere = state.withLock { state in
-            state.jobs.values.filter { $0.lastStatus == nil || $0.lastStatus == "PENDING" }.map(\.request.resources)
-        }
-        if var available = free {
-            for resources in pendingHere { Self.subtract(resources, from: &available) }
+        if options.autoscalerAware, let capacity = try? await client.capacity(), let statusFree = capacity.free {
+            var totals: [String: Double] = [:]
+            for node in capacity.nodeTotals { totals.merge(node, uniquingKeysWith: +) }
+            let now = Date()
+            let (ours, recent) = state.withLock { state -> ([Resources], [Resources]) in
+                state.recentlyEnded.removeAll { now.timeIntervalSince($0.at) > Self.usageLagSeconds }
+                return (state.jobs.values.map(\.request.resources), state.recentlyEnded.map(\.resources))
+            }
+            var available = totals
+            for (name, total) in totals {
+                let key = statusFree[name] != nil ? name : RayExecutor.camelCased(name)
+                guard let statusAvailable = statusFree[key] else { continue }
+                let used = total - statusAvailable
+                let oursThen = (ours + recent).reduce(0.0) { $0 + Self.amount(of: name, in: $1) }
+                let oursNow = ours.reduce(0.0) { $0 + Self.amount(of: name, in: $1) }
+                available[name] = total - oursNow - max(0, used - oursThen)
+            }
             free = available
         }
         let batch = state.withLock { state -> [(Request, CheckedContinuation<AttemptEnding, Never>)] in
@@ -255,17 +294,24 @@ final class _RayRunLoop: Sendable {
                 }
             }
         }
-        for (job, _) in finished {
-            let id = job.request.submissionID
-            if job.lastStatus != "PENDING" {
-                if let logs = await client.logs(id), !logs.isEmpty { Self.append(logs, toLog: job.request.launch.logPath, jobID: id) }
-                await client.delete(id)
+        // Each ended job's log into its attempt log, then the job deleted from the head: all
+        // at once (two requests each).
+        let client = self.client
+        await withTaskGroup(of: Void.self) { group in
+            for (job, _) in finished where job.lastStatus != "PENDING" {
+                let id = job.request.submissionID
+                let logPath = job.request.launch.logPath
+                group.addTask {
+                    if let logs = await client.logs(id), !logs.isEmpty { Self.append(logs, toLog: logPath, jobID: id) }
+                    await client.delete(id)
+                }
             }
         }
         state.withLock { state in
             for (job, _) in finished {
                 state.jobs[job.request.submissionID] = nil
                 state.idOfRequest[job.request.id] = nil
+                state.recentlyEnded.append((now, job.request.resources))
             }
         }
         for (job, ending) in finished where ending.outcome != .succeeded {

@@ -23,20 +23,20 @@ enum BenchCases {
             TaskGroupBaseline(), TaskOverheadFanout(), TaskChainBaseline(), TaskOverheadChain(),
             SpillWrite(), SpillRestore(),
         ]
-        return cases + SlurmCases.all()
+        return cases + SlurmCases.all() + RayCases.all()
     }
 
     /// Cases measured with trivial tasks (8-byte values) whatever `--sizes` says: task overhead
     /// and its floors. They print no size or throughput.
     static func measuresTaskOverhead(_ name: String) -> Bool {
-        name.hasPrefix("task/") || name.hasPrefix("slurm/") || name == "baseline/taskgroup" || name == "baseline/task-chain"
+        name.hasPrefix("task/") || name.hasPrefix("slurm/") || name.hasPrefix("ray/") || name == "baseline/taskgroup" || name == "baseline/task-chain"
     }
 
     /// The cases whose names match one of `patterns`: an exact name, a prefix ending in `/`
     /// (`pass/`), or a prefix ending in `*` (`pass/memory*`). Without patterns, every case but
-    /// the `slurm/` ones (they need a cluster: `--cases slurm/`).
+    /// the `slurm/` and `ray/` ones (they need a cluster: `--cases slurm/`, `--cases ray/`).
     static func select(_ cases: [any BenchCase], matching patterns: [String]) -> [any BenchCase] {
-        guard !patterns.isEmpty else { return cases.filter { !$0.name.hasPrefix("slurm/") } }
+        guard !patterns.isEmpty else { return cases.filter { !$0.name.hasPrefix("slurm/") && !$0.name.hasPrefix("ray/") } }
         return cases.filter { benchCase in patterns.contains { matches(benchCase.name, $0) } }
     }
 

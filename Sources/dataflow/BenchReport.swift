@@ -50,7 +50,7 @@ struct BenchReport: Sendable {
         }
         let slurm = slurmLines()
         if !slurm.isEmpty {
-            out += "\nthe SLURM executor against raw submissions of the same count, observed to completion in the same run:\n" + slurm.joined()
+            out += "\nthe SLURM and Ray executors against raw submissions of the same count, observed to completion in the same run:\n" + slurm.joined()
         }
         let overheads = passingCostLines()
         if !overheads.isEmpty {
@@ -62,7 +62,8 @@ struct BenchReport: Sendable {
     private static func perLabel(_ result: BenchResult) -> String {
         switch result.benchCase {
         case "task/overhead-fanout", "baseline/taskgroup", "slurm/fanout-jobs", "slurm/fanout-array": return "task"
-        case "slurm/raw-jobs", "slurm/raw-array": return "job"
+        case "slurm/raw-jobs", "slurm/raw-array", "ray/raw-jobs": return "job"
+        case "ray/fanout", "ray/fanout[unaware]": return "task"
         case "task/overhead-chain", "baseline/task-chain": return "hop"
         default: return result.unit == .operation ? (result.benchCase.hasPrefix("store/get") ? "get" : result.benchCase.hasPrefix("store/put") ? "put" : "copy") : "run"
         }
@@ -77,6 +78,10 @@ struct BenchReport: Sendable {
         }
         if let ours = median("slurm/fanout-jobs"), let raw = median("slurm/raw-jobs") {
             lines.append("  slurm/fanout-jobs − slurm/raw-jobs: \(String(format: "%+.1f", (ours - raw) * 1000)) ms per task (goal < 50 ms)\n")
+        }
+        for name in ["ray/fanout", "ray/fanout[unaware]"] {
+            guard let ours = median(name), let raw = median("ray/raw-jobs") else { continue }
+            lines.append("  \(name) ÷ ray/raw-jobs: \(String(format: "%.2f", ours / raw))× (goal ≤ 1.2×); \(name) − ray/raw-jobs: \(String(format: "%+.1f", (ours - raw) * 1000)) ms per task (goal < 100 ms)\n")
         }
         return lines
     }

@@ -203,3 +203,36 @@ private final class Flag: @unchecked Sendable {  // `value` is guarded by `lock`
     func set() { lock.withLock { value = true } }
     var isSet: Bool { lock.withLock { value } }
 }
+
+/// A driver killed with SIGKILL (no clean-up of its own): its Ray job's worker notices that the
+/// driver is gone and ends, so the head runs nothing of the dead run, and the run's store is left
+/// consistent (nothing half-made once the dead are reclaimed).
+extension RayExecutorTests {
+    @Test func aKilledDriversJobEndsAndItsStoreStaysConsistent() async throws {
+        try await withWorkdir { workdir in
+            let runID = "ray-killed-driver-\(getpid())"
+            let driver = try ChildProcess.spawn(
+                executable: ProcessExecutorTests.workerPath,
+                arguments: ["--drive-ray", RayTestCluster.address, RayTestCluster.tokenFile, workdir, runID], outputFile: "\(workdir)/driver.log")
+            let marker = "\(NSTemporaryDirectory())dataflow-markers-\(driver.pid)/waits.1.pid"
+            for _ in 0..<600 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(nanoseconds: 100_000_000) }
+            #expect(FileManager.default.fileExists(atPath: marker), "the task never started in its Ray job: \(String(describing: try? String(contentsOfFile: "\(workdir)/driver.log", encoding: .utf8)))")
+            driver.signal(SIGKILL)
+            _ = await driver.exit()
+            func active() throws -> Int {
+                try RayTestCluster.jobs().filter {
+                    ($0["metadata"] as? [String: String])?["dataflow_run"] == runID && ["PENDING", "RUNNING"].contains($0["status"] as? String ?? "")
+                }.count
+            }
+            for _ in 0..<300 where try active() > 0 { try await Task.sleep(nanoseconds: 100_000_000) }
+            #expect(try active() == 0, "the dead driver's job still runs")
+            // The store the driver made for the run: consistent, then removed.
+            let store = try SharedObjectStore.attach(named: "run-\(runID)")
+            _ = try store.reclaimDeadProcesses()
+            try store.verifyIntegrity()
+            #expect(try store.statistics().creatingCount == 0)
+            try? SharedObjectStore.remove(named: "run-\(runID)")
+            try? FileManager.default.removeItem(atPath: "\(NSTemporaryDirectory())dataflow-markers-\(driver.pid)")
+        }
+    }
+}

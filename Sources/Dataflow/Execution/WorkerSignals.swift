@@ -53,6 +53,31 @@ enum _WorkerSignals {
         warning.resume()
         sources = [term, warning]
         installed.store(true, ordering: .releasing)
+        watchDriver(recordPath: recordPath, logPath: logPath)
+    }
+
+    /// A job of a batch engine outlives its driver unless it notices: when the environment names
+    /// the driver (`DATAFLOW_DRIVER_PID` on `DATAFLOW_DRIVER_HOST`, set by the SLURM and Ray
+    /// executors) and it runs on this host, a thread of its own looks every half second whether
+    /// the driver still lives; once it is gone (killed, crashed), the worker writes an `error`
+    /// record and exits, so that the engine frees the job's resources instead of running a task
+    /// whose result nobody will read.
+    private static func watchDriver(recordPath: String, logPath: String) {
+        let environment = ProcessInfo.processInfo.environment
+        guard let text = environment["DATAFLOW_DRIVER_PID"], let driver = pid_t(text), driver > 1,
+            environment["DATAFLOW_DRIVER_HOST"] == ProcessInfo.processInfo.hostName
+        else { return }
+        let thread = Thread {
+            while _Sys.processIsAlive(driver) { Thread.sleep(forTimeInterval: 0.5) }  // a thread of its own: no pool is blocked
+            appendToLog(logPath, "dataflow worker: the driver (pid \(driver)) is gone; exiting\n")
+            if claimRecord() {
+                let record = WorkerResult(outcome: .error, output: nil, message: "the run's driver (pid \(driver)) ended before this attempt did", bytesIn: 0)
+                _writeAttemptRecordFile(record, to: recordPath)
+            }
+            _Sys.exitNow(70)
+        }
+        thread.name = "dataflow-driver-watch"
+        thread.start()
     }
 
     private static func appendToLog(_ path: String, _ line: String) {

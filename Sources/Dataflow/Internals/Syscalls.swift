@@ -116,6 +116,19 @@ enum _Sys {
         _ = Glibc.close(fd)
     }
 
+    /// Whether process `pid` exists and is no zombie (`/proc/<pid>/stat`; `kill(pid, 0)` also
+    /// succeeds for a zombie nobody reaped).
+    static func processIsAlive(_ pid: pid_t) -> Bool {
+        let fd = Glibc.open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { _ = Glibc.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard count > 0, let close = buffer[0..<count].lastIndex(of: UInt8(ascii: ")")), close + 2 < count else { return false }
+        let state = buffer[close + 2]
+        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
+    }
+
     /// `_exit`: ends the process at once (no atexit handlers, no flushing of stdio).
     static func exitNow(_ status: Int32) -> Never { Glibc._exit(status) }
 
