@@ -30,9 +30,9 @@ test: deps
 # (Swift's crash backtracer is off here: under ThreadSanitizer it hangs instead of reporting; a
 # crash then shows ThreadSanitizer's own report. The log is kept in a file and printed; after a
 # failure its last 12 KB are printed again, so that the report is the last thing CI shows.)
-# (Three SLURM tests run under it too when a cluster answers: the executor's run loop is
-# concurrency code; the rest of the SLURM suite spends its time waiting for SLURM.)
-TSAN_SUITES := SlurmExecutorTests/(aThreeStage|aFiftyWayMap|aCancelledRun)|ExecutorConformanceTests|PerTaskExecutorTests|RequestedResultsTests|ObjectLifecycleTests|CrossProcessTests|SharedObjectStoreTests|TypedValueTests|SpillManagerTests|PolicyTableTests|SpillFileTests|WorkflowTests|ShellTaskTests|WorkerModeTests|WireFormatTests|ProcessExecutorTests
+# (Three SLURM and three Ray tests run under it too when a cluster answers: the executors' run
+# loops are concurrency code; the rest of their suites spends its time waiting for the engines.)
+TSAN_SUITES := SlurmExecutorTests/(aThreeStage|aFiftyWayMap|aCancelledRun)|RayExecutorTests/(aThreeStage|aStoppedRun|maxSubmit)|ExecutorConformanceTests|PerTaskExecutorTests|RequestedResultsTests|ObjectLifecycleTests|CrossProcessTests|SharedObjectStoreTests|TypedValueTests|SpillManagerTests|PolicyTableTests|SpillFileTests|WorkflowTests|ShellTaskTests|WorkerModeTests|WireFormatTests|ProcessExecutorTests
 test-tsan:
 	@mkdir -p .build-tsan
 	@if SWIFT_BACKTRACE=enable=no $(SWIFT) test --sanitize=thread --scratch-path .build-tsan \

@@ -90,7 +90,7 @@ let package = Package(
         // The README's complete worker program: a workflow on warm worker processes.
         .executableTarget(name: "WorkerProgram", dependencies: ["Dataflow", "ObjectStore"], path: "Examples/WorkerProgram"),
         // The README's Swift examples, compiled (a test checks that they match the README).
-        .executableTarget(name: "ReadmeExamples", dependencies: ["Dataflow", "DataflowSlurm", "ObjectStore"], path: "Examples/ReadmeExamples"),
+        .executableTarget(name: "ReadmeExamples", dependencies: ["Dataflow", "DataflowSlurm", "DataflowRay", "ObjectStore"], path: "Examples/ReadmeExamples"),
         // A small store example (producer and consumer processes sharing a tensor).
         .executableTarget(name: "StoreExample", dependencies: ["ObjectStore"], path: "Examples/StoreExample"),
 
