@@ -5,7 +5,7 @@
 # ray-local.sh - a real single-node Ray head whose dashboard serves the Ray Jobs REST API
 # on loopback (default http://127.0.0.1:8265), for CI on one machine without systemd.
 #
-# Usage: ray-local.sh [install|start|stop|status|token|url]
+# Usage: ray-local.sh [install|start|stop|status|token|url|node-start|node-kill|node-stop]
 #   install  pip install "ray[default]" (latest, or RAY_LOCAL_VERSION) unless ray (of that
 #            version, when RAY_LOCAL_VERSION is set) and its [default] extras already import
 #   start    (default) install if missing; run `ray start --head --block` in its own session in the
@@ -16,6 +16,11 @@
 #            then SIGTERM/SIGKILL to every process that was its descendant or in its session.
 #            (Never `ray stop`: that kills every Ray process on the machine by name.)
 #   status   print the pid and the dashboard's /api/version
+#   node-start NAME RESOURCES_JSON CPUS   (swift-dataflow) a second Ray node on this machine that
+#            joins the head (which must run with RAY_LOCAL_MULTINODE=1), in its own session, its
+#            pid in /run/ray-local/node-NAME.pid; waits until the head lists it ALIVE.
+#   node-kill NAME   SIGKILL every process of that node at once (a node lost mid-task).
+#   node-stop NAME   SIGTERM, then SIGKILL, that node's processes.
 #
 # Ray 2.60 (seen here) turns on token authentication by default for `ray start --head`: every
 # REST call except GET /api/authentication_mode then needs `Authorization: Bearer <token>`
@@ -41,6 +46,9 @@
 #   RAY_LOCAL_TIMEOUT         seconds to wait for the dashboard (default 120)
 #   RAY_LOCAL_STOP_GRACE      seconds stop waits for `ray start` to drain and exit (default 40)
 #   RAY_JOB_START_TIMEOUT_SECONDS  (Ray's own) a job still PENDING after this fails (default 900)
+#   RAY_LOCAL_MULTINODE       1: (swift-dataflow) the head accepts more nodes: it runs on this
+#                             machine's first non-loopback address (Ray refuses a second node in
+#                             the 127.0.0.1 single-node mode); the dashboard stays on 127.0.0.1
 set -euo pipefail
 
 PY=${RAY_LOCAL_PYTHON:-python3}
@@ -103,7 +111,14 @@ do_start() {
   else
     log "starting ray head (dashboard $URL, auth $AUTH)"
     export RAY_USAGE_STATS_ENABLED=0
-    export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0   # node IP 127.0.0.1, single node only
+    if [ "${RAY_LOCAL_MULTINODE:-0}" = 1 ]; then
+      unset RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER
+      NODE_IP=$(node_ip)
+    else
+      export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0   # node IP 127.0.0.1, single node only
+      NODE_IP=127.0.0.1
+    fi
+    echo "$NODE_IP" > "$RUN/node_ip"
     if [ "$AUTH" = token ]; then
       if [ ! -s "$TOKEN_FILE" ]; then
         (umask 077; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > "$TOKEN_FILE")
@@ -119,7 +134,7 @@ do_start() {
     # never depend on where this script was called from (entrypoints should `cd` themselves).
     cd /
     setsid "$PY" -m ray.scripts.scripts start --head --block \
-      --node-ip-address=127.0.0.1 --port="$GCS_PORT" \
+      --node-ip-address="$NODE_IP" --port="$GCS_PORT" \
       --num-cpus="$NUM_CPUS" --num-gpus=0 --resources="$RESOURCES" \
       --object-store-memory=$((OBJ_MB * 1024 * 1024)) \
       --include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port="$DPORT" \
@@ -155,6 +170,8 @@ tree_pids() {
 }
 
 do_stop() {
+  local f
+  for f in "$RUN"/node-*.pid; do [ -e "$f" ] && node_signal "$(basename "$f" .pid | sed 's/^node-//')" TERM; done
   if ! alive; then log "nothing started by ray-local is running"; rm -f "$PIDFILE"; return 0; fi
   local pid pids p n left
   pid=$(cat "$PIDFILE")
@@ -182,6 +199,52 @@ do_stop() {
   rm -f "$PIDFILE"
 }
 
+# node_ip -> this machine's first non-loopback IPv4 address (else 127.0.0.1)
+node_ip() {
+  local ip
+  ip=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -1)
+  echo "${ip:-127.0.0.1}"
+}
+
+node_start() {
+  local name=$1 resources=$2 cpus=$3 pidfile=$RUN/node-$1.pid ip n
+  [ -s "$RUN/node_ip" ] && [ "$(cat "$RUN/node_ip")" != 127.0.0.1 ] || { log "the head runs in single-node mode (start it with RAY_LOCAL_MULTINODE=1)"; exit 1; }
+  ip=$(cat "$RUN/node_ip")
+  if [ -s "$pidfile" ] && running "$(cat "$pidfile")"; then log "node $name already running"; return 0; fi
+  export RAY_USAGE_STATS_ENABLED=0
+  [ "$AUTH" = token ] && export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$TOKEN_FILE
+  cd /
+  setsid "$PY" -m ray.scripts.scripts start --address="$ip:$GCS_PORT" --node-ip-address="$ip" --block \
+    --num-cpus="$cpus" --num-gpus=0 --resources="$resources" --object-store-memory=$((128 * 1024 * 1024)) \
+    --temp-dir="$TEMP_DIR" --disable-usage-stats </dev/null >>"$LOGS/node-$name.log" 2>&1 &
+  echo $! > "$pidfile"
+  n=$(( TIMEOUT * 4 ))
+  while [ $n -gt 0 ]; do
+    running "$(cat "$pidfile")" || { log "node $name exited; see $LOGS/node-$name.log"; tail -5 "$LOGS/node-$name.log" >&2; exit 1; }
+    if rcurl -sf -m 2 "$URL/api/v0/nodes" 2>/dev/null | "$PY" -c 'import sys, json
+nodes = json.load(sys.stdin)["data"]["result"]["result"]
+sys.exit(0 if sum(1 for n in nodes if n["state"] == "ALIVE") >= 2 else 1)' 2>/dev/null; then
+      log "node $name joined ($resources, $cpus CPUs)"; return 0
+    fi
+    sleep 0.25; n=$((n - 1))
+  done
+  log "node $name did not join within ${TIMEOUT}s"; exit 1
+}
+
+node_signal() {
+  local name=$1 signal=$2 pidfile=$RUN/node-$1.pid pid pids p
+  [ -s "$pidfile" ] || { log "no node $name"; return 0; }
+  pid=$(cat "$pidfile")
+  pids=$(tree_pids "$pid" | tr '\n' ' ')
+  log "node $name: SIG$signal to $pids"
+  for p in $pids; do kill "-$signal" "$p" 2>/dev/null || true; done
+  if [ "$signal" = TERM ]; then
+    sleep 3
+    for p in $pids; do running "$p" && kill -KILL "$p" 2>/dev/null || true; done
+  fi
+  rm -f "$pidfile"
+}
+
 do_status() {
   if alive; then
     echo "ray head: running (pid $(cat "$PIDFILE")), dashboard $URL"
@@ -198,5 +261,8 @@ case "${1:-start}" in
   status) do_status ;;
   token) [ -s "$TOKEN_FILE" ] && cat "$TOKEN_FILE"; echo ;;
   url) echo "$URL" ;;
-  *) echo "usage: $0 [install|start|stop|status|token|url]" >&2; exit 2 ;;
+  node-start) node_start "${2:?name}" "${3:?resources json}" "${4:-1}" ;;
+  node-kill) node_signal "${2:?name}" KILL ;;
+  node-stop) node_signal "${2:?name}" TERM ;;
+  *) echo "usage: $0 [install|start|stop|status|token|url|node-start NAME RESOURCES CPUS|node-kill NAME|node-stop NAME]" >&2; exit 2 ;;
 esac

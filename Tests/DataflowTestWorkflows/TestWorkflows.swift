@@ -8,7 +8,7 @@ public enum TestWorkflows {
     /// Every workflow the worker program serves.
     public static func all() -> [Workflow] {
         [workerDemo(), poolCompare(), poolFaults(), poolChain(length: 1_000), memoryPressure(inPlace: true), memoryPressure(inPlace: false),
-         conformance(), conformance(failingTasks: false), conformanceCancel(), mixedExecutors(), poolGrandchild()] + SlurmWorkflows.all()
+         conformance(), conformance(failingTasks: false), conformanceCancel(), mixedExecutors(), poolGrandchild()] + ClusterWorkflows.all()
     }
 
     /// Where tasks that must be killed from outside write their pid: a directory named after

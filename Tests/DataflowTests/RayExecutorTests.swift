@@ -80,9 +80,9 @@ struct RayExecutorTests {
         try await withWorkdir { workdir in
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 64 << 20, executor: try RayTestCluster.executor())
             options.runID = "ray-pipeline-\(getpid())"
-            let run = try await SlurmWorkflows.pipeline().run(options)
+            let run = try await ClusterWorkflows.pipeline().run(options)
             let report = try run.result(named: "total", as: String.self)
-            #expect(report.hasPrefix("total=\(SlurmWorkflows.pipelineTotal) store=\(run.store.name) "), "\(report)")
+            #expect(report.hasPrefix("total=\(ClusterWorkflows.pipelineTotal) store=\(run.store.name) "), "\(report)")
             let events = try RunLog.read(at: "\(workdir)/runs/\(options.runID!)/run.jsonl").filter { $0.kind == .attempt }
             #expect(events.map(\.executor) == ["ray", "ray", "ray"] && events.allSatisfy { $0.engineState == "SUCCEEDED" }, "\(events.map(\.engineState))")
             #expect(events.allSatisfy { $0.value?.reason.contains("cannot reach the store") != true })
@@ -99,7 +99,7 @@ struct RayExecutorTests {
         try await withWorkdir { workdir in
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try RayTestCluster.executor())
             options.runID = "ray-failing-\(getpid())"
-            let error = await expectDataflowError(.taskFailed) { try await SlurmWorkflows.failing().run(options) }
+            let error = await expectDataflowError(.taskFailed) { try await ClusterWorkflows.failing().run(options) }
             let failure = error?.failures.first
             #expect(failure?.outcome == .failed && failure?.message.contains("the input was bad") == true && failure?.message.contains("FAILED, exit code 1") == true, "\(String(describing: failure))")
         }
@@ -110,7 +110,7 @@ struct RayExecutorTests {
         try await withWorkdir { workdir in
             let executor = try RayTestCluster.executor(.init(token: "not-the-token"))
             let error = await expectDataflowError(.executor) {
-                try await SlurmWorkflows.failing().run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: executor))
+                try await ClusterWorkflows.failing().run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: executor))
             }
             #expect(error?.message.contains(RayTestCluster.address) == true && error?.message.contains("403") == true, "\(String(describing: error))")
         }
@@ -150,7 +150,7 @@ struct RayExecutorTests {
             let fanOutOptions = options
             let running = Task {
                 defer { finished.set() }
-                return try await SlurmWorkflows.fanOut(count: 20).run(fanOutOptions)
+                return try await ClusterWorkflows.fanOut(count: 20).run(fanOutOptions)
             }
             var most = 0
             var looks = 0
@@ -173,7 +173,7 @@ struct RayExecutorTests {
         try await withWorkdir { workdir in
             let started = Date()
             let error = await expectDataflowError(.resourcesExceedExecutor) {
-                try await SlurmWorkflows.impossible(resources: Resources(custom: ["tpu_v9": 1])).run(
+                try await ClusterWorkflows.impossible(resources: Resources(custom: ["tpu_v9": 1])).run(
                     RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try RayTestCluster.executor()))
             }
             #expect(error?.task == "wants-too-much" && error?.message.contains("tpu_v9") == true, "\(String(describing: error))")
@@ -187,7 +187,7 @@ struct RayExecutorTests {
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)
             options.executors = ["hpc": try RayTestCluster.executor(.init(reachesStore: false))]
             options.runID = "ray-mixed-\(getpid())"
-            let run = try await SlurmWorkflows.mixed().run(options)
+            let run = try await ClusterWorkflows.mixed().run(options)
             #expect(try run.result(named: "report", as: String.self) == "\(Double((0..<4096).reduce(0) { $0 + $1 % 11 + 1 })) over 4096")
             let events = try RunLog.read(at: "\(workdir)/runs/\(options.runID!)/run.jsonl").filter { $0.kind == .attempt }
             #expect(events.first { $0.task == "middle" }?.executor == "hpc")

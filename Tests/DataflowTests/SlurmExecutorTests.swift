@@ -80,9 +80,9 @@ struct SlurmExecutorTests {
             #expect(executor.capabilities.reachesStore)  // `auto` before connecting: this host
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 64 << 20, executor: executor)
             options.runID = "slurm-pipeline"
-            let run = try await SlurmWorkflows.pipeline().run(options)
+            let run = try await ClusterWorkflows.pipeline().run(options)
             let report = try run.result(named: "total", as: String.self)
-            #expect(report.hasPrefix("total=\(SlurmWorkflows.pipelineTotal) store=\(run.store.name) "), "\(report)")
+            #expect(report.hasPrefix("total=\(ClusterWorkflows.pipelineTotal) store=\(run.store.name) "), "\(report)")
             #expect(!report.hasSuffix("job=none"), "the last stage did not run in a SLURM job: \(report)")
             let events = try RunLog.read(at: "\(workdir)/runs/slurm-pipeline/run.jsonl").filter { $0.kind == .attempt }
             #expect(events.map(\.executor) == ["slurm", "slurm", "slurm"])
@@ -98,9 +98,9 @@ struct SlurmExecutorTests {
         try await withWorkdir { workdir in
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 64 << 20, executor: try SlurmTestCluster.executor(.init(values: .files)))
             options.runID = "slurm-files"
-            let run = try await SlurmWorkflows.pipeline().run(options)
+            let run = try await ClusterWorkflows.pipeline().run(options)
             let report = try run.result(named: "total", as: String.self)
-            #expect(report.hasPrefix("total=\(SlurmWorkflows.pipelineTotal) store=worker-"), "the job used a private store: \(report)")
+            #expect(report.hasPrefix("total=\(ClusterWorkflows.pipelineTotal) store=worker-"), "the job used a private store: \(report)")
             // Each value read by a job went to an exchange file first.
             let events = try RunLog.read(at: "\(workdir)/runs/slurm-files/run.jsonl").filter { $0.kind == .attempt }
             for task in ["make", "scale"] {
@@ -115,7 +115,7 @@ struct SlurmExecutorTests {
         try await withWorkdir { workdir in
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try SlurmTestCluster.executor())
             options.runID = "slurm-fan-out-\(getpid())"
-            let run = try await SlurmWorkflows.fanOut().run(options)
+            let run = try await ClusterWorkflows.fanOut().run(options)
             // Every square ran as an array task (SLURM_ARRAY_TASK_ID set), the sum is right.
             #expect(try run.result(named: "sum", as: Int.self) == (0..<50).reduce(0) { $0 + $1 * $1 })
             let jobName = SlurmExecutor.jobName(runID: options.runID!)
@@ -136,7 +136,7 @@ struct SlurmExecutorTests {
         try await withWorkdir { workdir in
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try SlurmTestCluster.executor())
             options.runID = "slurm-failing"
-            let error = await expectDataflowError(.taskFailed) { try await SlurmWorkflows.failing().run(options) }
+            let error = await expectDataflowError(.taskFailed) { try await ClusterWorkflows.failing().run(options) }
             let failure = error?.failures.first
             #expect(failure?.task == "fails" && failure?.outcome == .failed)
             #expect(failure?.message.contains("the input was bad") == true && failure?.message.contains("FAILED, exit code 1") == true, "\(String(describing: failure))")
@@ -154,7 +154,7 @@ struct SlurmExecutorTests {
             unlink(marker)
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try SlurmTestCluster.executor())
             options.runID = "slurm-preempt"
-            let running = Task { try await SlurmWorkflows.preemptible().run(options) }
+            let running = Task { try await ClusterWorkflows.preemptible().run(options) }
             for _ in 0..<600 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(nanoseconds: 100_000_000) }
             #expect(FileManager.default.fileExists(atPath: marker), "the first attempt never started")
             let high = try SlurmTestCluster.run("sbatch", ["--parsable", "-p", "high", "--cpus-per-task=2", "-o", "/dev/null", "--wrap", "sleep 1"])
@@ -172,7 +172,7 @@ struct SlurmExecutorTests {
         try await withWorkdir { workdir in
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try SlurmTestCluster.executor())
             options.runID = "slurm-time-limit"
-            let error = await expectDataflowError(.taskFailed) { try await SlurmWorkflows.timeLimit().run(options) }
+            let error = await expectDataflowError(.taskFailed) { try await ClusterWorkflows.timeLimit().run(options) }
             let failure = error?.failures.first
             #expect(failure?.outcome == .failed && failure?.message.contains("time limit") == true, "\(String(describing: failure))")
             let event = try RunLog.read(at: "\(workdir)/runs/slurm-time-limit/run.jsonl").first { $0.kind == .attempt }
@@ -205,12 +205,12 @@ struct SlurmExecutorTests {
         try await withWorkdir { workdir in
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 64 << 20, executor: try SlurmTestCluster.executor(.init(statusSource: .squeue)))
             options.runID = "slurm-squeue"
-            let run = try await SlurmWorkflows.pipeline().run(options)
-            #expect(try run.result(named: "total", as: String.self).hasPrefix("total=\(SlurmWorkflows.pipelineTotal) "))
+            let run = try await ClusterWorkflows.pipeline().run(options)
+            #expect(try run.result(named: "total", as: String.self).hasPrefix("total=\(ClusterWorkflows.pipelineTotal) "))
             let error = await expectDataflowError(.taskFailed) {
                 var failing = options
                 failing.runID = "slurm-squeue-failing"
-                return try await SlurmWorkflows.failing().run(failing)
+                return try await ClusterWorkflows.failing().run(failing)
             }
             #expect(error?.failures.first?.message.contains("exit code 1") == true, "\(String(describing: error))")
         }
@@ -223,12 +223,12 @@ struct SlurmExecutorTests {
             let executor = try SlurmTestCluster.executor()
             for resources in [Resources(cpu: 64), Resources(memoryBytes: 1 << 50), Resources(gpu: 3), Resources(custom: ["fpga": 1])] {
                 let error = await expectDataflowError(.resourcesExceedExecutor) {
-                    try await SlurmWorkflows.impossible(resources: resources).run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: executor))
+                    try await ClusterWorkflows.impossible(resources: resources).run(RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: executor))
                 }
                 #expect(error?.task == "wants-too-much" && error?.message.contains("slurm") == true, "\(String(describing: error))")
             }
             let error = await expectDataflowError(.taskFailed) {
-                try await SlurmWorkflows.impossible(resources: Resources(), settings: ["partition": "nope"]).run(
+                try await ClusterWorkflows.impossible(resources: Resources(), settings: ["partition": "nope"]).run(
                     RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: executor))
             }
             let failure = error?.failures.first
@@ -244,7 +244,7 @@ struct SlurmExecutorTests {
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20)
             options.executors = ["hpc": try SlurmTestCluster.executor(.init(values: .files))]
             options.runID = "slurm-mixed"
-            let run = try await SlurmWorkflows.mixed().run(options)
+            let run = try await ClusterWorkflows.mixed().run(options)
             #expect(try run.result(named: "report", as: String.self) == "\(Double((0..<4096).reduce(0) { $0 + $1 % 11 + 1 })) over 4096")
             let events = try RunLog.read(at: "\(workdir)/runs/slurm-mixed/run.jsonl").filter { $0.kind == .attempt }
             func event(_ task: String) -> RunLogEvent? { events.first { $0.task == task } }
@@ -269,12 +269,12 @@ struct SlurmAccountingOffTests {
             let executor = try SlurmTestCluster.executor()
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 64 << 20, executor: executor)
             options.runID = "slurm-no-accounting"
-            let run = try await SlurmWorkflows.pipeline().run(options)
+            let run = try await ClusterWorkflows.pipeline().run(options)
             #expect(executor.accountingAnswers == false)
-            #expect(try run.result(named: "total", as: String.self).hasPrefix("total=\(SlurmWorkflows.pipelineTotal) "))
+            #expect(try run.result(named: "total", as: String.self).hasPrefix("total=\(ClusterWorkflows.pipelineTotal) "))
             var failing = options
             failing.runID = "slurm-no-accounting-failing"
-            let error = await expectDataflowError(.taskFailed) { try await SlurmWorkflows.failing().run(failing) }
+            let error = await expectDataflowError(.taskFailed) { try await ClusterWorkflows.failing().run(failing) }
             #expect(error?.failures.first?.message.contains("FAILED, exit code 1") == true, "\(String(describing: error))")
         }
     }

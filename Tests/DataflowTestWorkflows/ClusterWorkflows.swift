@@ -1,10 +1,10 @@
-// Workflows of the SLURM executor's tests: built by the test process and, inside each batch
-// job, by the worker program (DataflowTestWorker), which runs the one task its spec names.
+// Workflows of the SLURM and Ray executors' tests: built by the test process and, inside each
+// batch or Ray job, by the worker program (DataflowTestWorker), which runs the one task its spec names.
 import Dataflow
 import Foundation
 import ObjectStore
 
-public enum SlurmWorkflows {
+public enum ClusterWorkflows {
     public static func all() -> [Workflow] {
         [pipeline(), fanOut(), fanOut(count: 20), failing(), preemptible(), timeLimit(), mixed(), impossible()]
     }
