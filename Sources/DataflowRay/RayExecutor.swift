@@ -11,7 +11,8 @@ import Synchronization
 ///     let run = try await workflow.run(RunOptions(executor: ray))
 ///
 /// - Submission: `POST /api/jobs/` with a deterministic `submission_id`
-///   (`df-<run>-<task>-<attempt>`), `runtime_env.env_vars`, `metadata` (run, task, attempt),
+///   (`df-<run>-<task>-<attempt>`), the environment on the entrypoint (`env NAME=value`; not
+///   `runtime_env`, which costs a trip through Ray's runtime-env agent), `metadata` (run, task, attempt),
 ///   and resources: cpu → `entrypoint_num_cpus`, memory → `entrypoint_memory` (bytes), gpu →
 ///   `entrypoint_num_gpus` (fractions allowed), custom → `entrypoint_resources`. At most
 ///   `maxSubmit` jobs in flight; with `autoscalerAware`, only jobs that fit the cluster's free
@@ -82,10 +83,13 @@ public final class RayExecutor: Executor {
         environment["DATAFLOW_DRIVER_PID"] = String(getpid())
         environment["DATAFLOW_DRIVER_HOST"] = ProcessInfo.processInfo.hostName
         environment["DATAFLOW_RUN_ID"] = attempt.runID
+        // The variables ride on the entrypoint (`env NAME=value ...`), not in `runtime_env`:
+        // a runtime environment, even of variables only, goes through Ray's runtime-env agent
+        // first (measured here: about 0.2 s more per job).
+        let variables = environment.sorted { $0.key < $1.key }.map { Self.quote("\($0.key)=\($0.value)") }.joined(separator: " ")
         var body: [String: Any] = [
-            "entrypoint": "cd \(Self.quote(directory)) && exec \(program)",
+            "entrypoint": "cd \(Self.quote(directory)) && exec env \(variables) \(program)",
             "submission_id": Self.submissionID(runDirectory: attempt.runDirectory.path, runID: attempt.runID, task: attempt.taskName, attempt: attempt.attempt),
-            "runtime_env": ["env_vars": environment],
             "metadata": ["dataflow_run": attempt.runID, "dataflow_task": attempt.taskName, "dataflow_attempt": String(attempt.attempt)],
             "entrypoint_num_cpus": resources.cpu,
         ]

@@ -33,7 +33,7 @@ extension RayExecutor {
         /// The worker program (default: this program) and arguments before the worker flag.
         public var executable: String?
         public var arguments: [String]
-        /// Environment variables for every job (`runtime_env.env_vars`).
+        /// Environment variables for every job (set on the entrypoint with `env`).
         public var environment: [String: String]
         /// Seconds an HTTP call may take.
         public var requestTimeoutSeconds: Double
