@@ -29,7 +29,7 @@ public final class RayExecutor: Executor {
     public let options: Options
     let client: RayClient
     private let loop: _RayRunLoop
-    private let capacity = Mutex<RayClient.Capacity?>(nil)
+    private let capacity = LockedValue<RayClient.Capacity?>(nil)
 
     /// - Throws: `.invalidOption` naming a bad setting or an unreadable token file.
     public init(_ options: Options = Options(), transport: any RayTransport = URLSessionRayTransport()) throws(DataflowError) {

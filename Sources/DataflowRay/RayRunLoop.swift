@@ -62,7 +62,7 @@ final class _RayRunLoop: Sendable {
         }
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
     private let sleeper = PollSleeper()
     private let options: RayExecutor.Options
     private let client: RayClient

@@ -106,7 +106,7 @@ public final class SlurmExecutor: Executor {
 ///
 /// - Note: Thread-safe (a lock).
 final class _SlurmClusterState: Sendable {
-    private let value = Mutex<SlurmCluster?>(nil)
+    private let value = LockedValue<SlurmCluster?>(nil)
     var current: SlurmCluster? {
         get { value.withLock { $0 } }
         set { value.withLock { $0 = newValue } }

@@ -51,7 +51,7 @@ final class _SlurmRunLoop: Sendable {
         var runsWithCancellations: Set<String> = []
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
     private let sleeper = PollSleeper()
     private let options: SlurmExecutor.Options
     /// What `connect()` learned (nil before).

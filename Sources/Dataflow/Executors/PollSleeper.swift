@@ -17,7 +17,7 @@ public final class PollSleeper: Sendable {
         var nextToken = 0
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
 
     public init() {}
 
