@@ -24,7 +24,7 @@ enum SlurmTestCluster {
         return process.terminationStatus == 0 && output.split(whereSeparator: \.isNewline).contains { ["idle", "mixed", "allocated", "completing"].contains(String($0)) }
     }()
 
-    static let required = ProcessInfo.processInfo.environment["DATAFLOW_REQUIRE_SLURM"] == "1"
+    static let required = ProcessInfo.processInfo.environment["DATAFLOW_REQUIRE_SLURM"] == "1" || ProcessInfo.processInfo.environment["CI"] == "true"
 
     static let skipNote: Comment = "no SLURM cluster answers here (start one: `Scripts/slurm-local.sh start`); the SLURM tests are skipped"
 
