@@ -139,8 +139,7 @@ final class _RayRunLoop: Sendable {
 
     /// Whether a job in flight has its attempt record (its worker is done).
     private func recordWritten() -> Bool {
-        let paths = state.withLock { $0.jobs.values.map(\.request.prepared.spec.resultPath) }
-        return paths.contains { access($0, F_OK) == 0 }
+        state.withLock { $0.jobs.values.map(\.request.prepared) }.contains(where: \.hasRecord)
     }
 
     /// Submits queued attempts, in order, while fewer than `maxSubmit` are in flight and (with
@@ -274,7 +273,7 @@ final class _RayRunLoop: Sendable {
                     message: "run cancelled: \(label) was asked to stop \(Int(options.pendingStopWatchSeconds)) s ago and Ray still lists it PENDING (Ray delivers the stop when it gets resources; its entrypoint may still run then)")))
                 continue
             }
-            let record = Self.readRecord(at: job.request.prepared.spec.resultPath)
+            let record = job.request.prepared.writtenRecord()
             let decision = RayOutcome.decide(
                 status: details.status, errorType: details.error_type, exitCode: details.driver_exit_code, message: details.message, record: record,
                 stoppedByRun: job.stopRequested, withinGrace: now.timeIntervalSince(job.finalSince ?? now) < 10, jobLabel: label)
@@ -324,11 +323,6 @@ final class _RayRunLoop: Sendable {
         return changed || !finished.isEmpty
     }
 
-    static func readRecord(at path: String) -> WorkerResult? {
-        _ = try? FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent)
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return try? JSONDecoder().decode(WorkerResult.self, from: data)
-    }
 
     /// Appends Ray's log of the job to the attempt log.
     static func append(_ logs: String, toLog path: String, jobID: String) {

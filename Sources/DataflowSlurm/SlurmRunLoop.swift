@@ -292,8 +292,7 @@ final class _SlurmRunLoop: Sendable {
 
     /// Whether a job in flight has its attempt record (its worker is done; SLURM will say so soon).
     private func recordWritten() -> Bool {
-        let paths = state.withLock { $0.jobs.values.map(\.request.prepared.spec.resultPath) }
-        return paths.contains { access($0, F_OK) == 0 }
+        state.withLock { $0.jobs.values.map(\.request.prepared) }.contains(where: \.hasRecord)
     }
 
     /// One status query per run in flight; finishes the jobs that ended. Returns whether any
@@ -313,7 +312,7 @@ final class _SlurmRunLoop: Sendable {
             // for those only.
             let lagging = state.withLock { state in
                 state.jobs.values.filter { $0.request.jobName == jobName && !(statuses[$0.key]?.isFinal ?? false) }
-                    .filter { access($0.request.prepared.spec.resultPath, F_OK) == 0 }.map(\.key)
+                    .filter { $0.request.prepared.hasRecord }.map(\.key)
             }
             if !lagging.isEmpty, statuses.count > 0 || options.statusSource != .squeue,
                 let result = try? await command("squeue", ["-h", "-t", "all", "--jobs=\(lagging.sorted().joined(separator: ","))", "-O", Self.squeueFormat]).run(),
@@ -410,7 +409,7 @@ final class _SlurmRunLoop: Sendable {
                     .error, message: "slurm: \(label) of task '\(launch.taskName)' can never start as submitted (pending, reason \(status.reason ?? "?")); cancelled", cause: cause)))
                 continue
             }
-            let record = Self.readRecord(at: job.request.prepared.spec.resultPath)
+            let record = job.request.prepared.writtenRecord()
             let started = job.seenRunning || FileManager.default.fileExists(atPath: launch.logPath)
             let decision = SlurmOutcome.decide(
                 status: status, record: record, cancelledByRun: job.cancelRequested, started: started,
@@ -447,13 +446,6 @@ final class _SlurmRunLoop: Sendable {
         return changed || !finished.isEmpty
     }
 
-    /// The attempt record at `path`, if it is there and whole. Lists its directory first: on
-    /// NFS that refreshes a cached "no such file".
-    static func readRecord(at path: String) -> WorkerResult? {
-        _ = try? FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent)
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return try? JSONDecoder().decode(WorkerResult.self, from: data)
-    }
 
     /// A job not listed by any status query this long after its submission is given up.
     static let unseenLimitSeconds: Double = 300

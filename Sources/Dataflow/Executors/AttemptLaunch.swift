@@ -157,6 +157,17 @@ public struct PreparedAttempt: @unchecked Sendable {  // the handles are only ke
     /// Bytes of the inputs handed over as store objects.
     public let inputBytes: Int
 
+    /// The attempt record the worker wrote (`spec.resultPath`), if it is there and whole. Lists
+    /// its directory first: on NFS that refreshes a cached "no such file".
+    public func writtenRecord() -> WorkerResult? {
+        _ = try? FileManager.default.contentsOfDirectory(atPath: (spec.resultPath as NSString).deletingLastPathComponent)
+        guard let data = FileManager.default.contents(atPath: spec.resultPath) else { return nil }
+        return try? JSONDecoder().decode(WorkerResult.self, from: data)
+    }
+
+    /// Whether the worker's attempt record exists yet (one `access` call: cheap per poll round).
+    public var hasRecord: Bool { access(spec.resultPath, F_OK) == 0 }
+
     /// Writes the spec as JSON to the run directory (`workers/<task>.<attempt>.spec.json`, 0600)
     /// and returns its path, for `program --dataflow-worker <path>`.
     /// - Throws: `.runDirectory` naming the file.
