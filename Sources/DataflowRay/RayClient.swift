@@ -135,6 +135,25 @@ struct RayClient: Sendable {
         _ = try? await call("DELETE", "/api/jobs/\(id)")
     }
 
+    /// Each node's state by node id (`/api/v0/nodes`: ALIVE, DEAD, ...).
+    func nodeStates() async throws(DataflowError) -> [String: String] {
+        var states: [String: String] = [:]
+        for node in try await nodeList() {
+            if let id = node["node_id"] as? String, let state = node["state"] as? String { states[id] = state }
+        }
+        return states
+    }
+
+    /// `GET /api/v0/nodes?detail=true`: every node the head knows, as JSON objects.
+    private func nodeList() async throws(DataflowError) -> [[String: Any]] {
+        let (status, body) = try await call("GET", "/api/v0/nodes?detail=true&limit=1000")
+        guard status == 200, let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+            throw failure("GET /api/v0/nodes", status: status, body: body)
+        }
+        let data = object["data"] as? [String: Any]
+        return (data?["result"] as? [String: Any])?["result"] as? [[String: Any]] ?? data?["result"] as? [[String: Any]] ?? []
+    }
+
     /// What the cluster has: each node's total resources (`/api/v0/nodes`, alive nodes) and
     /// what is free now (`/api/cluster_status`: total − used).
     struct Capacity: Sendable {
@@ -143,12 +162,7 @@ struct RayClient: Sendable {
     }
 
     func capacity() async throws(DataflowError) -> Capacity {
-        let (status, body) = try await call("GET", "/api/v0/nodes?detail=true&limit=1000")
-        guard status == 200, let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
-            throw failure("GET /api/v0/nodes", status: status, body: body)
-        }
-        let data = object["data"] as? [String: Any]
-        let result = (data?["result"] as? [String: Any])?["result"] as? [[String: Any]] ?? data?["result"] as? [[String: Any]] ?? []
+        let result = try await nodeList()
         var totals: [[String: Double]] = []
         for node in result where (node["state"] as? String) != "DEAD" {
             var resources: [String: Double] = [:]

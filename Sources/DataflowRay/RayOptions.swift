@@ -41,12 +41,16 @@ extension RayExecutor {
         /// is reported cancelled with a note that Ray may still start it (Ray delivers a pending
         /// job's stop only when its supervisor gets resources).
         public var pendingStopWatchSeconds: Double
+        /// After a job lost its supervisor (its node died?), how long new submissions wait at
+        /// most for Ray to declare that node DEAD, so that a retry does not land on a node that
+        /// is gone but not yet known to be (Ray's health checks take about 15 s).
+        public var nodeLossWaitSeconds: Double
 
         public init(
             dashboardAddress: String? = nil, token: String? = nil, tokenFile: String? = nil, workingDirectory: String? = nil,
             pollIntervalMinSeconds: Double = 0.25, pollIntervalMaxSeconds: Double = 5, maxSubmit: Int = 8, autoscalerAware: Bool = true,
             reachesStore: Bool? = nil, executable: String? = nil, arguments: [String] = [], environment: [String: String] = [:],
-            requestTimeoutSeconds: Double = 30, pendingStopWatchSeconds: Double = 30
+            requestTimeoutSeconds: Double = 30, pendingStopWatchSeconds: Double = 30, nodeLossWaitSeconds: Double = 60
         ) {
             self.dashboardAddress = dashboardAddress ?? ProcessInfo.processInfo.environment["RAY_DASHBOARD_ADDRESS"] ?? "http://127.0.0.1:8265"
             self.token = token
@@ -62,6 +66,7 @@ extension RayExecutor {
             self.environment = environment
             self.requestTimeoutSeconds = requestTimeoutSeconds
             self.pendingStopWatchSeconds = pendingStopWatchSeconds
+            self.nodeLossWaitSeconds = nodeLossWaitSeconds
         }
 
         /// Checks the settings.
@@ -75,7 +80,7 @@ extension RayExecutor {
                 throw bad("poll_interval_min/poll_interval_max", "must be positive, the maximum at least the minimum (\(pollIntervalMinSeconds), \(pollIntervalMaxSeconds))")
             }
             guard maxSubmit >= 1 else { throw bad("max_submit", "must be at least 1, not \(maxSubmit)") }
-            guard requestTimeoutSeconds > 0, pendingStopWatchSeconds >= 0 else { throw bad("request_timeout", "must be positive") }
+            guard requestTimeoutSeconds > 0, pendingStopWatchSeconds >= 0, nodeLossWaitSeconds >= 0 else { throw bad("request_timeout", "must be positive") }
         }
 
         /// The token to send: `token`, `$RAY_AUTH_TOKEN`, `tokenFile`, `$RAY_AUTH_TOKEN_PATH`,

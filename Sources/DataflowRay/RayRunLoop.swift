@@ -47,6 +47,9 @@ final class _RayRunLoop: Sendable {
         var loopRunning = false
         /// Resources of this loop's jobs that ended lately (Ray's usage still counts them).
         var recentlyEnded: [(at: Date, resources: Resources)] = []
+        /// Nodes whose job lost its supervisor, by node id, with when: submissions wait until
+        /// Ray declares them DEAD (at most `nodeLossWaitSeconds`).
+        var lostNodes: [String: Date] = [:]
     }
 
     /// How long `/api/cluster_status` may still count a job that ended (its monitor's period).
@@ -152,6 +155,7 @@ final class _RayRunLoop: Sendable {
     private func submitWhatFits() async {
         let room = state.withLock { max(0, options.maxSubmit - $0.jobs.count) }
         guard room > 0, state.withLock({ !$0.queued.isEmpty }) else { return }
+        guard await lostNodesAreDead() else { return }
         var free: [String: Double]?
         if options.autoscalerAware, let capacity = try? await client.capacity(), let statusFree = capacity.free {
             var totals: [String: Double] = [:]
@@ -216,6 +220,25 @@ final class _RayRunLoop: Sendable {
                 return false
             }
             if cancelledMeanwhile { sleeper.wake() }
+        }
+    }
+
+    /// Whether every node that lately lost a job's supervisor is DEAD (or gone) in Ray's node
+    /// list, or was lost more than `nodeLossWaitSeconds` ago. Until then Ray may still place a
+    /// retry on a node that has died but is not yet declared dead (its health checks take about
+    /// 15 s), where the job would hang.
+    private func lostNodesAreDead() async -> Bool {
+        let now = Date()
+        let lost = state.withLock { state -> [String] in
+            state.lostNodes = state.lostNodes.filter { now.timeIntervalSince($0.value) < options.nodeLossWaitSeconds }
+            return Array(state.lostNodes.keys)
+        }
+        guard !lost.isEmpty else { return true }
+        guard let states = try? await client.nodeStates() else { return true }
+        let dead = lost.filter { states[$0] != "ALIVE" }
+        return state.withLock { state in
+            for node in dead { state.lostNodes[node] = nil }
+            return state.lostNodes.isEmpty
         }
     }
 
@@ -284,6 +307,9 @@ final class _RayRunLoop: Sendable {
             case .waitForRecord:
                 continue
             case .decided(let outcome, let message):
+                if outcome == .preempted, let type = details.error_type, RayOutcome.infrastructureLost.contains(type), let node = details.driver_node_id {
+                    state.withLock { $0.lostNodes[node] = now }
+                }
                 finished.append((job, launch.ending(outcome, message: message, cause: cause)))
             case .record(let record, let suffix):
                 if record.outcome == .succeeded {

@@ -6,7 +6,7 @@ import ObjectStore
 
 public enum ClusterWorkflows {
     public static func all() -> [Workflow] {
-        [pipeline(), fanOut(), fanOut(count: 20), failing(), preemptible(), timeLimit(), mixed(), impossible()]
+        [pipeline(), fanOut(), fanOut(count: 20), failing(), preemptible(), timeLimit(), mixed(), impossible(), pinned()]
     }
 
     /// Three stages over a 1 Mi-scalar tensor: made in place, scaled in place, summed. The last
@@ -62,6 +62,22 @@ public enum ClusterWorkflows {
             let attempt = TaskContext.current!.attempt
             if attempt == 1 {
                 try? "\(getpid())".write(toFile: TestWorkflows.markerPath(task: "long", attempt: 1), atomically: true, encoding: .utf8)
+                try await Task.sleep(nanoseconds: 300_000_000_000)
+            }
+            return attempt
+        }
+        return workflow
+    }
+
+    /// A task that needs the custom resource `pin` (which a second Ray node offers). Its first
+    /// attempt leaves a marker and waits for its node to be killed; a later attempt succeeds.
+    public static func pinned() -> Workflow {
+        let workflow = Workflow("ray-node-lost")
+        let options = TaskOptions(resources: Resources(custom: ["pin": 1]), retries: RetryPolicy(preemptions: 2, backoffSeconds: 0))
+        workflow.task("pinned", options: options) { () async throws -> Int in
+            let attempt = TaskContext.current!.attempt
+            if attempt == 1 {
+                try? "\(getpid())".write(toFile: TestWorkflows.markerPath(task: "pinned", attempt: 1), atomically: true, encoding: .utf8)
                 try await Task.sleep(nanoseconds: 300_000_000_000)
             }
             return attempt

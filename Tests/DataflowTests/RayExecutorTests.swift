@@ -41,15 +41,47 @@ enum RayTestCluster {
 
     /// The head's own job list (`GET /api/jobs/`), as JSON objects.
     static func jobs() throws -> [[String: Any]] {
+        (try JSONSerialization.jsonObject(with: call("GET", "/api/jobs/")) as? [[String: Any]]) ?? []
+    }
+
+    /// One job (`GET /api/jobs/{id}`), nil when the head does not know it.
+    static func job(_ id: String) throws -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: call("GET", "/api/jobs/\(id)"))) as? [String: Any]
+    }
+
+    struct Node {
+        var id: String
+        var isHead: Bool
+        var state: String
+        var resources: [String: Double]
+    }
+
+    /// Every node the head knows (`GET /api/v0/nodes`).
+    static func nodes() throws -> [Node] {
+        let object = try JSONSerialization.jsonObject(with: call("GET", "/api/v0/nodes?detail=true")) as? [String: Any]
+        let list = ((object?["data"] as? [String: Any])?["result"] as? [String: Any])?["result"] as? [[String: Any]] ?? []
+        return list.map {
+            Node(id: $0["node_id"] as? String ?? "", isHead: $0["is_head_node"] as? Bool ?? false, state: $0["state"] as? String ?? "",
+                 resources: ($0["resources_total"] as? [String: Any] ?? [:]).compactMapValues { ($0 as? Double) ?? ($0 as? Int).map(Double.init) })
+        }
+    }
+
+    /// One call to the head with curl (blocking; the body of the answer, empty on failure).
+    @discardableResult
+    static func call(_ method: String, _ path: String, json: [String: Any]? = nil) throws -> Data {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-sf", "-m", "5", "-H", "Authorization: Bearer \(token ?? "")", "\(address)/api/jobs/"]
+        var arguments = ["-s", "-m", "5", "-X", method, "-H", "Authorization: Bearer \(token ?? "")"]
+        if let json {
+            arguments += ["-H", "Content-Type: application/json", "--data-binary", String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self)]
+        }
+        process.arguments = arguments + ["\(address)\(path)"]
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (try JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+        return data
     }
 }
 
@@ -234,5 +266,85 @@ extension RayExecutorTests {
             try? SharedObjectStore.remove(named: "run-\(runID)")
             try? FileManager.default.removeItem(atPath: "\(NSTemporaryDirectory())dataflow-markers-\(driver.pid)")
         }
+    }
+}
+
+/// A node lost mid-task: a second Ray node on this machine (`Scripts/ray-local.sh node-start`,
+/// which needs the head started with `RAY_LOCAL_MULTINODE=1`) offers the custom resource `pin`;
+/// the head's own `pin` is held by a job of the test's, so the task's first attempt runs on the
+/// second node. The test kills that node (SIGKILL to all its processes) while the attempt runs,
+/// then frees the head's `pin`: the attempt is counted as preempted, and the retry, submitted
+/// once Ray has declared the node dead, succeeds on the head.
+extension RayExecutorTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Scripts/ray-local.sh").path
+
+    /// Whether the head accepts more nodes and offers `pin` (`.ci/run` starts it so).
+    static var headIsMultiNode: Bool {
+        let ip = (try? String(contentsOfFile: "/run/ray-local/node_ip", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        return ip != nil && ip != "127.0.0.1" && (try? RayTestCluster.nodes().contains { $0.isHead && $0.resources["pin"] != nil }) == true
+    }
+
+    static func script(_ arguments: [String], log: String) async -> ChildProcess.Exit {
+        guard let child = try? ChildProcess.spawn(executable: "/bin/bash", arguments: [script] + arguments, outputFile: log) else { return .exited(127) }
+        return await child.exit()
+    }
+
+    @Test func aNodeLostMidTaskIsPreemptedAndTheRetrySucceedsOnTheHead() async throws {
+        guard Self.headIsMultiNode else {
+            let note = "the Ray head is not multi-node with a `pin` resource (RAY_LOCAL_MULTINODE=1 RAY_LOCAL_RESOURCES='{\"slot\": 4, \"pin\": 1}' Scripts/ray-local.sh start); the node-loss test is skipped"
+            if RayTestCluster.required { Issue.record("\(note) although a Ray cluster is required") } else { print("note: \(note)") }
+            return
+        }
+        try await withWorkdir { workdir in
+            let release = "\(workdir)/release-head-pin"
+            let blocker = "df-test-pin-\(getpid())"
+            var failure: (any Error)?
+            do {
+                try await Self.loseANodeMidTask(workdir: workdir, blocker: blocker, release: release)
+            } catch {
+                failure = error
+            }
+            _ = FileManager.default.createFile(atPath: release, contents: nil)
+            _ = await Self.script(["node-stop", "n2"], log: "\(workdir)/node.log")
+            for _ in 0..<100 where try RayTestCluster.job(blocker).map({ ["PENDING", "RUNNING"].contains($0["status"] as? String ?? "") }) == true {
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+            _ = try? RayTestCluster.call("DELETE", "/api/jobs/\(blocker)")
+            if let failure { throw failure }
+        }
+    }
+
+    static func loseANodeMidTask(workdir: String, blocker: String, release: String) async throws {
+        let started = await Self.script(["node-start", "n2", #"{"pin": 1}"#, "1"], log: "\(workdir)/node.log")
+        #expect(started == .exited(0), "\(String(describing: try? String(contentsOfFile: "\(workdir)/node.log", encoding: .utf8)))")
+        // The head's pin, held until the second node is gone.
+        _ = try RayTestCluster.call("POST", "/api/jobs/", json: [
+            "submission_id": blocker, "entrypoint": "while [ ! -e \(release) ]; do sleep 0.1; done",
+            "entrypoint_resources": ["pin": 1, "node:__internal_head__": 0.001],
+        ])
+        for _ in 0..<300 where try RayTestCluster.job(blocker)?["status"] as? String != "RUNNING" { try await Task.sleep(nanoseconds: 100_000_000) }
+        #expect(try RayTestCluster.job(blocker)?["status"] as? String == "RUNNING")
+
+        try FileManager.default.createDirectory(atPath: TestWorkflows.markerDirectory, withIntermediateDirectories: true)
+        let marker = TestWorkflows.markerPath(task: "pinned", attempt: 1)
+        unlink(marker)
+        var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try RayTestCluster.executor())
+        options.runID = "ray-node-lost"
+        let running = Task { try await ClusterWorkflows.pinned().run(options) }
+        for _ in 0..<600 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(nanoseconds: 100_000_000) }
+        #expect(FileManager.default.fileExists(atPath: marker), "the first attempt never started")
+        let nodes = try RayTestCluster.nodes()
+        #expect(await Self.script(["node-kill", "n2"], log: "\(workdir)/node.log") == .exited(0))
+        _ = FileManager.default.createFile(atPath: release, contents: nil)
+
+        let run = try await running.value
+        #expect(try run.result(named: "pinned", as: Int.self) == 2)
+        let events = try RunLog.read(at: "\(workdir)/runs/ray-node-lost/run.jsonl").filter { $0.kind == .attempt }
+        #expect(events.compactMap(\.outcome) == [.preempted, .succeeded], "\(events.map { "\($0.outcome.map { "\($0)" } ?? "-") \($0.message ?? "")" })")
+        #expect(events.first?.engineState == "FAILED JOB_SUPERVISOR_ACTOR_DIED")
+        let head = nodes.first { $0.isHead }.map { String($0.id.prefix(12)) }
+        let second = nodes.first { !$0.isHead && $0.state == "ALIVE" }.map { String($0.id.prefix(12)) }
+        #expect(events.first?.node == second && events.last?.node == head, "attempts ran on \(events.map { $0.node ?? "-" }); head \(head ?? "-"), second node \(second ?? "-")")
     }
 }
