@@ -104,7 +104,7 @@ let package = Package(
         // processes (the worker executable builds the very same graphs).
         .target(
             name: "DataflowTestWorkflows",
-            dependencies: ["Dataflow", "ObjectStore"],
+            dependencies: ["Dataflow", "ObjectStore", "Materialize"],
             path: "Tests/DataflowTestWorkflows"
         ),
         // A program with workflows, started as a worker by the worker-mode and process-executor tests.

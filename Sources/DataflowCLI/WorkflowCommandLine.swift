@@ -87,6 +87,12 @@ public struct WorkflowRunArguments: ParsableArguments, Sendable {
     @Flag(name: .long, help: "Print the plan (each task's executor and resources, where each value will live and why) and run nothing.")
     public var dryRun = false
 
+    @Flag(name: .long, help: "Reuse the kept results of earlier runs in the work directory that are still current (same task version, parameters, file dependencies and inputs); with --dry-run, say what would run and why.")
+    public var resume = false
+
+    @Option(name: .long, help: ArgumentHelp("With --resume: tasks to run even if their kept results are current, comma-separated.", valueName: "tasks"))
+    public var rerun: String?
+
     @Option(name: .long, help: ArgumentHelp("When to show the progress line: auto (on a terminal), always or never.", valueName: "when"))
     public var progress: String = "auto"
 
@@ -94,6 +100,7 @@ public struct WorkflowRunArguments: ParsableArguments, Sendable {
 
     public func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("invalid value '\(jobs)' for -j/--jobs: must be at least 1") }
+        if rerun != nil && !resume { throw ValidationError("--rerun needs --resume") }
         if let policy, MaterializationPolicy(rawValue: policy) == nil {
             throw ValidationError("invalid value '\(policy)' for --policy: use always, auto, never or final")
         }
@@ -122,7 +129,24 @@ public struct WorkflowRunArguments: ParsableArguments, Sendable {
         try config.apply(to: workflow, options: &options, registry: registry)
         if let results { options.results = results.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         options.progress = RunOptions.ProgressMode(rawValue: progress == "auto" ? "automatic" : progress) ?? .automatic
+        options.resume = resume
+        if let rerun { options.rerun = Set(rerun.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
         return options
+    }
+
+    /// What `--dry-run` prints: the run plan, and with `--resume`, what would run and why.
+    /// - Throws: `DataflowError`.
+    public func planText(_ workflow: Workflow, _ options: RunOptions) throws -> String {
+        var text = try workflow.plan(options).description
+        guard options.resume else { return text }
+        let decisions = try workflow.resumePlan(options)
+        let width = decisions.map(\.task.count).max() ?? 0
+        text += "\nwith --resume, \(decisions.filter { $0.action == .run }.count) of \(decisions.count) task(s) run:\n"
+        for decision in decisions {
+            let from = decision.fromRun.map { " [run \($0)]" } ?? ""
+            text += "  \(decision.task.padding(toLength: width, withPad: " ", startingAt: 0))  \(decision.action.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0))  \(decision.reason)\(from)\n"
+        }
+        return text
     }
 
     /// Runs `workflow` with these options, or prints its plan (`--dry-run`); `write` gets the
@@ -133,7 +157,7 @@ public struct WorkflowRunArguments: ParsableArguments, Sendable {
     public func execute(_ workflow: Workflow, registry: ExecutorRegistry = .shared, write: (String) -> Void) async throws -> WorkflowRun? {
         let options = try runOptions(for: workflow, registry: registry)
         if dryRun {
-            write(try workflow.plan(options).description)
+            write(try planText(workflow, options))
             return nil
         }
         let started = ContinuousClock.now

@@ -73,6 +73,18 @@ public struct MaterializeError: Error, Sendable, CustomStringConvertible {
         return wrapped
     }
 
+    /// The value this error was about is gone: its spill file is missing, truncated, damaged or
+    /// not a spill file, or the object is neither in memory nor spilled. Where the value's
+    /// producer can run again, the scheduler recomputes it (lineage) instead of failing.
+    public var meansValueLost: Bool {
+        switch code {
+        case .truncatedFile, .corruptedFile, .foreignFile, .fileNotFound: true
+        case .store: storeError?.code == .objectNotFound || storeError?.code == .staleDescriptor
+        case .ioFailed: cause?.errno == .noSuchFileOrDirectory
+        default: false
+        }
+    }
+
     public var description: String {
         var text = "MaterializeError.\(code): \(message)"
         if let cause { text += " [\(cause.function): \(cause.errno)]" }

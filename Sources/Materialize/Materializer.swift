@@ -23,8 +23,12 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         public var inMemory: Bool
         public var remainingConsumers: Int
         public var reason: String
+        /// The XXH3-64 of the value's bytes (`ContentHash`), known when its plan wrote a file
+        /// as it was registered (the file's raw checksum).
+        public var contentHash: UInt64?
 
-        public init(id: ObjectID, name: String, policy: MaterializationPolicy, byteCount: Int, files: [String], inMemory: Bool, remainingConsumers: Int, reason: String) {
+        public init(id: ObjectID, name: String, policy: MaterializationPolicy, byteCount: Int, files: [String], inMemory: Bool, remainingConsumers: Int, reason: String, contentHash: UInt64? = nil) {
+            self.contentHash = contentHash
             self.id = id
             self.name = name
             self.policy = policy
@@ -138,16 +142,17 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
             do { try store.setPinned(id, true) } catch { throw .store(error, while: "pinning value '\(name)'") }
         }
         var files: [String] = []
+        var contentHash: UInt64?
         if let destination = plan.fileAfterSeal {
             let path = self.path(for: name, id, destination)
             let source: ObjectHandle
             if let handle { source = handle } else { source = try spill.get(id) }
-            try SpillFile.write(source, to: path)
+            contentHash = try SpillFile.write(source, to: path).rawChecksum
             files.append(path)
         }
         let record = ValueRecord(
             id: id, name: name, policy: policy, byteCount: byteCount, files: files,
-            inMemory: true, remainingConsumers: facts.remainingConsumers, reason: plan.reason)
+            inMemory: true, remainingConsumers: facts.remainingConsumers, reason: plan.reason, contentHash: contentHash)
         // A kept value with no consumers and no files to remove finishes with nothing to do.
         let finishesNow = facts.remainingConsumers <= 0
         let nothingToDo = !plan.freeAfterLastConsumer && (plan.keepFilesAfterLastConsumer || files.isEmpty)
@@ -227,6 +232,53 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         }
         guard let step else { throw unknown(id) }
         return step.finish ? try finish(id, step.value) : step.value.record
+    }
+
+    /// One more consumer will read the value (a task that runs again to recompute a lost value
+    /// of its own). Returns false, changing nothing, when the value is unknown or already
+    /// finished (freed or kept after its last consumer): then that consumer finds it gone, or
+    /// reads the kept file.
+    @discardableResult
+    public func consumerAdded(_ id: ObjectID) -> Bool {
+        lock.withLock {
+            guard let position = values.position(of: id), !values[position: position].finished else { return false }
+            values[position: position].record.remainingConsumers += 1
+            return true
+        }
+    }
+
+    /// Sets how many consumers will still read the value (a recomputed value is read only by
+    /// the consumers that had not yet read the lost one); at zero the value is finished at once,
+    /// as after its last consumer. Returns the updated record.
+    /// - Throws: `.fileNotFound` for an unknown value; as `consumerFinished`.
+    @discardableResult
+    public func setRemainingConsumers(_ id: ObjectID, _ count: Int) throws(MaterializeError) -> ValueRecord {
+        let step = lock.withLock { () -> (value: Value, finish: Bool)? in
+            guard let position = values.position(of: id) else { return nil }
+            values[position: position].record.remainingConsumers = max(0, count)
+            let finish = count <= 0 && !values[position: position].finished
+            if finish { values[position: position].finished = true }
+            return (values[position: position], finish)
+        }
+        guard let step else { throw unknown(id) }
+        return step.finish ? try finish(id, step.value) : step.value.record
+    }
+
+    /// Drops a value that was lost (its file damaged or gone, or evicted from memory): whatever
+    /// is left of it in memory and on disk is removed, and it counts as finished, so that no
+    /// later report frees anything in its name. Its producer's recomputed value takes its place
+    /// under a new id.
+    public func forget(_ id: ObjectID) {
+        let files = lock.withLock { () -> [String] in
+            guard let position = values.position(of: id) else { return [] }
+            values[position: position].finished = true
+            values[position: position].record.inMemory = false
+            defer { values[position: position].record.files = [] }
+            return values[position: position].record.files
+        }
+        try? store.setPinned(id, false)
+        try? spill.delete(id)
+        for path in files { _ = _FileSyscall.unlink(path) }
     }
 
     /// The record of a value.

@@ -23,7 +23,7 @@ enum BenchCases {
             TaskGroupBaseline(), TaskOverheadFanout(), TaskChainBaseline(), TaskOverheadChain(),
             SpillWrite(), SpillRestore(),
         ]
-        return cases + SlurmCases.all() + RayCases.all()
+        return cases + SlurmCases.all() + RayCases.all() + ResumeCases.all()
     }
 
     /// Cases measured with trivial tasks (8-byte values) whatever `--sizes` says: task overhead
@@ -34,9 +34,12 @@ enum BenchCases {
 
     /// The cases whose names match one of `patterns`: an exact name, a prefix ending in `/`
     /// (`pass/`), or a prefix ending in `*` (`pass/memory*`). Without patterns, every case but
-    /// the `slurm/` and `ray/` ones (they need a cluster: `--cases slurm/`, `--cases ray/`).
+    /// the `slurm/` and `ray/` ones (they need a cluster: `--cases slurm/`, `--cases ray/`) and
+    /// the `resume/` ones (whole demo runs: `--cases resume/`).
     static func select(_ cases: [any BenchCase], matching patterns: [String]) -> [any BenchCase] {
-        guard !patterns.isEmpty else { return cases.filter { !$0.name.hasPrefix("slurm/") && !$0.name.hasPrefix("ray/") } }
+        guard !patterns.isEmpty else {
+            return cases.filter { !$0.name.hasPrefix("slurm/") && !$0.name.hasPrefix("ray/") && !$0.name.hasPrefix("resume/") }
+        }
         return cases.filter { benchCase in patterns.contains { matches(benchCase.name, $0) } }
     }
 

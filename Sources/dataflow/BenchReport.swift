@@ -79,6 +79,13 @@ struct BenchReport: Sendable {
         if let ours = median("slurm/fanout-jobs"), let raw = median("slurm/raw-jobs") {
             lines.append("  slurm/fanout-jobs − slurm/raw-jobs: \(String(format: "%+.1f", (ours - raw) * 1000)) ms per task (goal < 50 ms)\n")
         }
+        for first in results where first.benchCase == "resume/demo-first" {
+            for name in ["resume/demo-unchanged", "resume/demo-last-version"] {
+                guard let rerun = results.first(where: { $0.benchCase == name && $0.bytes == first.bytes }) else { continue }
+                let goal = name == "resume/demo-unchanged" ? " (goal < 5%)" : " (only 'evaluate' ran: checked)"
+                lines.append("  \(name) ÷ resume/demo-first at \(ByteSize.human(first.bytes)): \(String(format: "%.1f", 100 * rerun.medianSeconds / first.medianSeconds))%\(goal)\n")
+            }
+        }
         for name in ["ray/fanout", "ray/fanout[unaware]"] {
             guard let ours = median(name), let raw = median("ray/raw-jobs") else { continue }
             lines.append("  \(name) ÷ ray/raw-jobs: \(String(format: "%.2f", ours / raw))× (goal ≤ 1.2×); \(name) − ray/raw-jobs: \(String(format: "%+.1f", (ours - raw) * 1000)) ms per task (goal < 100 ms)\n")

@@ -62,7 +62,7 @@ struct DemoCommand: AsyncParsableCommand {
         do { options = try arguments.runOptions(for: workflow) } catch { throw CommandError.demoFailed(reason: "\(error)") }
         options.storeCapacityBytes = 3 * bytes + (64 << 20)
         if arguments.dryRun {
-            do { return try workflow.plan(options).description } catch { throw CommandError.demoFailed(reason: "\(error)") }
+            do { return try arguments.planText(workflow, options) } catch { throw CommandError.demoFailed(reason: "\(error)") }
         }
         let workdir = options.workdir
         let clock = ContinuousClock.now

@@ -18,6 +18,8 @@ struct RunSummary: Codable, Sendable {
         var bytesOut: Int?
         var executor: String?
         var message: String?
+        /// For a task a resumed run reused: the run that made its result.
+        var fromRun: String?
         /// Policy, files and reason of the value, from the last attempt that produced one.
         var value: Materializer.ValueRecord?
         /// Whether the value was later freed from memory (a `value-freed` event).
@@ -93,6 +95,18 @@ struct RunSummary: Codable, Sendable {
                 task.value = event.value ?? task.value
                 if let log = event.logFile { task.logFiles.append(log) }
                 byName[name] = task
+            case .reused:
+                guard let name = event.task else { continue }
+                if byName[name] == nil { order.append(name) }
+                var task = TaskSummary(name: name, attempts: 0, outcome: "reused", bytesIn: 0, freed: false, logFiles: [])
+                task.message = event.message
+                task.fromRun = event.lineage?.fromRun
+                task.value = event.value
+                byName[name] = task
+            case .recompute:
+                guard let name = event.task, var task = byName[name] else { continue }
+                task.message = event.message
+                byName[name] = task
             case .valueFreed:
                 guard let name = event.task ?? event.value?.name else { continue }
                 if var task = byName[name] {
@@ -107,6 +121,10 @@ struct RunSummary: Codable, Sendable {
 
     /// Where a task's value went, in a few words: `memory`, `freed`, or the files, plus the policy.
     static func placement(of task: TaskSummary) -> String {
+        if task.outcome == "reused" {
+            // Not run (--resume): restored from an earlier run's kept file, or not needed.
+            return task.value != nil ? "reused: restored from \(task.fromRun.map { "run \($0)" } ?? "an earlier run")" : "reused: not needed"
+        }
         guard let value = task.value else { return "-" }
         var place: String
         if !value.files.isEmpty {

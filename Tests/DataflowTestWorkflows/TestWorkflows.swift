@@ -9,6 +9,7 @@ public enum TestWorkflows {
     public static func all() -> [Workflow] {
         [workerDemo(), poolCompare(), poolFaults(), poolChain(length: 1_000), memoryPressure(inPlace: true), memoryPressure(inPlace: false),
          conformance(), conformance(failingTasks: false), conformanceCancel(), mixedExecutors(), poolGrandchild()] + ClusterWorkflows.all()
+            + LineageWorkflows.all() + ResumeWorkflows.all()
     }
 
     /// Where tasks that must be killed from outside write their pid: a directory named after

@@ -28,6 +28,30 @@ struct _AttemptReport: @unchecked Sendable {  // the handle is passed from the a
     }
     /// Its task's resources were reserved for it (not riding on another's in a batch).
     var holdsResources = true
+    /// The position of an input it found lost (its value gone or its file damaged): the
+    /// scheduler then recomputes that input's producer instead of counting a failure.
+    var lostInput: Int? = nil
+}
+
+/// Inputs that attempts found lost, by task index and attempt: noted where the read failed (on
+/// a lane, in `AttemptLaunch.prepare`, or by a worker in its attempt record), taken by the
+/// scheduler when the attempt ends. Empty in a run where nothing is lost.
+///
+/// - Note: Thread-safe (a lock).
+final class _LostInputs: Sendable {
+    private struct Key: Hashable {
+        var index: Int
+        var attempt: Int
+    }
+    private let positions = LockedValue<[Key: Int]>([:])
+
+    func note(index: Int, attempt: Int, position: Int) {
+        positions.withLock { $0[Key(index: index, attempt: attempt)] = position }
+    }
+
+    func take(index: Int, attempt: Int) -> Int? {
+        positions.withLock { $0.removeValue(forKey: Key(index: index, attempt: attempt)) }
+    }
 }
 
 /// An `AttemptCause` in a box. Immutable; thread-safe.
@@ -73,6 +97,8 @@ final class _RunEnvironment: Sendable {
     let defaultPolicy: MaterializationPolicy
     /// `RunOptions.memoryWaitSeconds`.
     let memoryWaitSeconds: Double
+    /// Inputs attempts found lost.
+    let lostInputs = _LostInputs()
 
     init(nodes: [_TaskNode], runID: String, store: SharedObjectStore, spill: SpillManager, materializer: Materializer,
          runDirectory: RunDirectory, workflowName: String, defaultPolicy: MaterializationPolicy, memoryWaitSeconds: Double) {
@@ -106,6 +132,11 @@ struct _AttemptContext: Sendable {
     var runDirectory: RunDirectory { environment.runDirectory }
     var workflowName: String { environment.workflowName }
 
+    /// Notes that input `position` was found lost, if `error` says its value is gone.
+    func noteIfLost(input position: Int, _ error: MaterializeError) {
+        if error.meansValueLost { environment.lostInputs.note(index: index, attempt: attempt, position: position) }
+    }
+
     /// The report of an attempt that never started because the run was cancelled.
     func cancelledReport() -> _AttemptReport {
         let now = Date()
@@ -129,6 +160,7 @@ struct _AttemptContext: Sendable {
     /// wrote.
     func ending(from record: WorkerResult, start: Date) async -> AttemptEnding {
         guard record.outcome == .succeeded else {
+            if let position = record.lostInput { environment.lostInputs.note(index: index, attempt: attempt, position: position) }
             return AttemptEnding(report(record.outcome, nil, record.message ?? "the worker reported \(record.outcome)", bytesIn: record.bytesIn, start: start))
         }
         switch record.output {
@@ -162,12 +194,17 @@ struct _AttemptContext: Sendable {
     func readInputs() async throws(MaterializeError) -> [ObjectHandle] {
         var handles: [ObjectHandle] = []
         handles.reserveCapacity(inputs.count)
-        for id in inputs {
-            // In memory, the common case, without an async call; else restored, waiting for room.
-            if let handle = try spill.getFromMemory(id) {
-                handles.append(handle)
-            } else {
-                handles.append(try await spill.get(id, waitingForRoomUpTo: environment.memoryWaitSeconds))
+        for (position, id) in inputs.enumerated() {
+            do throws(MaterializeError) {
+                // In memory, the common case, without an async call; else restored, waiting for room.
+                if let handle = try spill.getFromMemory(id) {
+                    handles.append(handle)
+                } else {
+                    handles.append(try await spill.get(id, waitingForRoomUpTo: environment.memoryWaitSeconds))
+                }
+            } catch {
+                noteIfLost(input: position, error)
+                throw error
             }
         }
         return handles
@@ -188,10 +225,15 @@ struct _AttemptContext: Sendable {
         }
         var handles: [ObjectHandle] = []
         var inputFiles: [String] = []
-        do {
+        do throws(MaterializeError) {
             if node.isShell {
                 // A shell command reads files: this is where `auto` writes one, as needed.
-                inputFiles = try inputs.map { id throws(MaterializeError) in try materializer.rawFile(for: id) }
+                for (position, id) in inputs.enumerated() {
+                    do throws(MaterializeError) { inputFiles.append(try materializer.rawFile(for: id)) } catch {
+                        noteIfLost(input: position, error)
+                        throw error
+                    }
+                }
             } else {
                 handles = try await readInputs()
             }
@@ -250,6 +292,14 @@ func _runTaskBody(
     } catch {
         let (outcome, message) = _classifyAttemptError(error, timeoutSeconds: node.options.timeoutSeconds, logger: context.logger)
         return (outcome, nil, message)
+    }
+}
+
+extension Workflow {
+    /// The object id that attempt `attempt` of task `task` gives its output in the store of run
+    /// `runID` (the same in every process): for tools and tests that look into a run's store.
+    public static func outputID(runID: String, task: String, attempt: Int) -> ObjectID {
+        _attemptOutputID(runID: runID, taskName: task, attempt: attempt)
     }
 }
 

@@ -63,6 +63,15 @@ public struct RunOptions: Sendable {
         case always
     }
     public var progress: ProgressMode = .automatic
+    /// How many times one task may run again to recompute a value of its that was lost (a
+    /// damaged or missing file, a value gone from memory) before the loss fails the run.
+    public var recomputeLimit: Int = 3
+    /// Reuse the results of earlier runs of the same workflow in this work directory that are
+    /// still current (same task version, parameters, file dependencies, and inputs): those
+    /// tasks do not run, and their consumers read the kept files. See README "Re-runs".
+    public var resume: Bool = false
+    /// With `resume`: tasks that run even if their kept results are current (by name).
+    public var rerun: Set<String> = []
     /// Where progress lines go (default: standard error).
     public var progressWriter: (@Sendable (String) -> Void)?
 
@@ -123,6 +132,9 @@ public struct RunOptions: Sendable {
     /// - Throws: `.invalidOption` naming the option.
     func validate() throws(DataflowError) {
         if let runID { try Self.validateRunID(runID) }
+        guard recomputeLimit >= 0 else {
+            throw DataflowError(.invalidOption, "recomputeLimit must be 0 or more (got \(recomputeLimit))")
+        }
         guard !workdir.isEmpty else {
             throw DataflowError(.invalidOption, "the work directory is empty; give a directory (e.g. \".\")")
         }

@@ -80,11 +80,13 @@ extension Workflow {
     public var requestedExecutorNames: Set<String> { Set(nodes.compactMap(\.options.executor)) }
     public var taskLabels: Set<String> { Set(nodes.flatMap(\.options.labels)) }
 
-    /// Changes the executor, labels or resources of the task named `task` (what a configuration
-    /// file's `[task."name"]` table does). Call it while building, before running.
+    /// Changes the executor, labels, resources, engine settings or version of the task named
+    /// `task` (what a configuration file's `[task."name"]` table does). Call it while building,
+    /// before running.
     /// - Throws: `.unknownTask` if there is no such task.
     public func overrideOptions(
-        ofTask task: String, executor: String? = nil, labels: [String]? = nil, resources: Resources? = nil, executorSettings: [String: String]? = nil
+        ofTask task: String, executor: String? = nil, labels: [String]? = nil, resources: Resources? = nil, executorSettings: [String: String]? = nil,
+        version: String? = nil
     ) throws(DataflowError) {
         guard let index = index(of: task) else {
             throw DataflowError(.unknownTask, "task \(_quoted(task)) is no task of workflow '\(name)'", task: task)
@@ -94,6 +96,7 @@ extension Workflow {
         if let labels { options.labels = labels }
         if let resources { options.resources = resources }
         if let executorSettings { options.executorSettings.merge(executorSettings) { $1 } }
+        if let version { options.version = version }
         replaceOptions(options, at: index)
     }
 

@@ -25,6 +25,7 @@ extension Workflow {
         for entry in plan.entries { try await entry.executor.connect() }
         plan = try _ExecutorPlan(workflow: self, options: options)
         let isRequested = try requestedResults(options.results)
+        _ = try checkedRerun(options.rerun)
         let runID = options.runID ?? RunOptions.makeRunID(workflow: name)
         let ownsStore = options.store == nil
         let store: SharedObjectStore
@@ -57,6 +58,10 @@ extension Workflow {
         }
         spill.startBackgroundSpilling()
         defer { spill.stopBackgroundSpilling() }
+        let definitions = nodes.map(_TaskDefinition.init)
+        let resumed = options.resume
+            ? resumedTasks(runID: runID, workdir: options.workdir, rerun: options.rerun, definitions: definitions, isRequested: isRequested, store: store)
+            : [_ResumedTask?](repeating: nil, count: nodes.count)
         // Each executor the run uses hears that it starts, and that it ended (then, if the
         // store ends with the run, no worker may keep its memory mapped).
         var started: [_ExecutorPlan.Entry] = []
@@ -74,7 +79,7 @@ extension Workflow {
         }
         let scheduler = _Scheduler(
             workflow: self, options: options, plan: plan, runID: runID, isRequested: isRequested, store: store,
-            spill: spill, materializer: materializer, log: log)
+            spill: spill, materializer: materializer, log: log, definitions: definitions, resumed: resumed)
         let outcome = await scheduler.execute()
         // Not in the caller's task: a cancelled run must still end cleanly on every executor
         // (a cancelled task would, e.g., kill the warm workers it asks to detach).
@@ -199,6 +204,19 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     private var attempts: [Int]
     private var failureRetries: [Int]
     private var preemptionRetries: [Int]
+    /// By task: times it ran again to recompute a lost value of its.
+    private var recomputations: [Int]
+    /// By task: it runs again now to recompute its lost value, for the consumer named in
+    /// `recomputingFor`; `rearmed` lists the consumers that wait for that value.
+    private var recomputing: [Bool]
+    private var recomputingFor: [Int]
+    private var rearmed: [[Int]]
+    /// By task: its definition, hashed once (see `TaskLineage`). Immutable.
+    private let definitions: [_TaskDefinition]
+    /// By task: the token its consumers record for its value (see `TaskLineage`).
+    private var tokens: [UInt64]
+    /// Tasks not run because of `RunOptions.resume`.
+    private var reusedCount = 0
     private var ready: [Int] = []
     private var readyHead = 0
     private var available: Resources
@@ -223,8 +241,9 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     private let environment: _RunEnvironment
 
     init(workflow: Workflow, options: RunOptions, plan: _ExecutorPlan, runID: String, isRequested: [Bool], store: SharedObjectStore,
-         spill: SpillManager, materializer: Materializer, log: RunLog) {
+         spill: SpillManager, materializer: Materializer, log: RunLog, definitions: [_TaskDefinition], resumed: [_ResumedTask?]) {
         self.plan = plan
+        self.definitions = definitions
         self.executorOfTask = plan.executorOfTask
         self.executorLimits = plan.entries.map(\.limit)
         self.executors = plan.entries.map(\.executor)
@@ -269,10 +288,54 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         attempts = [Int](repeating: 0, count: count)
         failureRetries = [Int](repeating: 0, count: count)
         preemptionRetries = [Int](repeating: 0, count: count)
+        recomputations = [Int](repeating: 0, count: count)
+        recomputing = [Bool](repeating: false, count: count)
+        recomputingFor = [Int](repeating: -1, count: count)
+        rearmed = [[Int]](repeating: [], count: count)
+        tokens = [UInt64](repeating: 0, count: count)
         available = options.capacity
         ready.reserveCapacity(count)
         materializer.reserveCapacity(count)
-        for index in nodes.indices where waitingOn[index] == 0 { markReady(index) }
+        for index in nodes.indices { if let task = resumed[index] { applyResumed(task, at: index, resumed: resumed) } }
+        for index in nodes.indices where waitingOn[index] == 0 && state[index] == .waiting { markReady(index) }
+    }
+
+    /// A task `RunOptions.resume` does not run (in `init`): it counts as done, its restored
+    /// value (if something reads it) is registered for the consumers that run, and the run log
+    /// says where it came from.
+    private func applyResumed(_ task: _ResumedTask, at index: Int, resumed: [_ResumedTask?]) {
+        var event = RunLogEvent(kind: .reused, runID: runID)
+        event.task = nodes[index].name
+        event.lineage = task.lineage
+        event.message = task.decision.action == .reuse
+            ? "current: reused the result of run '\(task.decision.fromRun ?? "?")' from '\(task.decision.keptFile ?? "?")'"
+            : "\(task.decision.reason) (run '\(task.decision.fromRun ?? "?")' made it)"
+        if let handle = task.handle {
+            var readers = 0
+            for dependent in dependents[index] where resumed[dependent] == nil {
+                readers += nodes[dependent].inputs.reduce(0) { $0 + ($1 == index ? 1 : 0) }
+            }
+            let facts = ValueFacts(
+                isLeaf: dataConsumers[index] == 0, consumerNeedsFile: readByShell[index],
+                everyConsumerReachesStore: everyConsumerReachesStore[index], remainingConsumers: readers, isRequestedResult: isRequested[index])
+            let policy: MaterializationPolicy = (nodes[index].options.policy ?? workflow.defaultPolicy) == .never ? .never : .auto
+            do {
+                event.value = try materializer.register(handle, name: nodes[index].name, policy: policy, facts: facts)
+            } catch {
+                event.kind = .attempt
+                event.outcome = .error
+                event.message = "restoring the kept result from '\(task.decision.keptFile ?? "?")': \(error.message)"
+                unloggedEvents.append(event)
+                failForGood(index, outcome: .error, message: event.message ?? "")
+                return
+            }
+            outputs[index] = handle.id
+        }
+        unloggedEvents.append(event)
+        state[index] = .succeeded
+        tokens[index] = task.token
+        reusedCount += 1
+        for dependent in dependents[index] { waitingOn[dependent] -= 1 }
     }
 
     /// Whether the run was cancelled. Read after `execute` returns.
@@ -285,6 +348,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         var started = RunLogEvent(kind: .runStarted, runID: runID)
         started.taskCount = nodes.count
         started.node = _hostName
+        started.workflow = workflow.name
         let executorList = plan.entries.map { "\($0.name) (\($0.executor.kind), up to \($0.limit) at once)" }.joined(separator: ", ")
         started.message = "workflow '\(workflow.name)', store '\(store.name)', concurrency \(options.concurrency), capacity \(options.capacity), executors \(executorList)"
         log.append(started)
@@ -308,14 +372,15 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
 
         lock.withLock { showProgress(final: true) }
         cleanUp()
-        let (succeededCount, failedCount, skippedCount, wasCancelled) = lock.withLock {
-            (succeeded, failureList.count, state.filter { $0 == .skipped || $0 == .waiting || $0 == .ready }.count, cancelledFlag)
+        let (succeededCount, failedCount, skippedCount, wasCancelled, reusedCount) = lock.withLock {
+            (succeeded, failureList.count, state.filter { $0 == .skipped || $0 == .waiting || $0 == .ready }.count, cancelledFlag, self.reusedCount)
         }
         var finishedEvent = RunLogEvent(kind: .runFinished, runID: runID)
         finishedEvent.taskCount = nodes.count
         finishedEvent.succeeded = succeededCount
         finishedEvent.failed = failedCount
         finishedEvent.skipped = skippedCount
+        finishedEvent.reused = reusedCount > 0 ? reusedCount : nil
         finishedEvent.message = wasCancelled ? "cancelled" : (failedCount == 0 ? "succeeded" : "failed")
         log.append(finishedEvent)
         log.flush()
@@ -375,6 +440,9 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
                         report = await executors[executor].run(AttemptLaunch(context, reachesStore: executorReachesStore[executor])).report
                     }
                     report.holdsResources = context.holdsResources
+                    if report.outcome == .error {
+                        report.lostInput = environment.lostInputs.take(index: context.index, attempt: context.attempt)
+                    }
                     finishedAttempts.append((report, registerOutput(report)))
                 }
                 let perTask = (DispatchTime.now().uptimeNanoseconds - started) / UInt64(contexts.count)
@@ -400,7 +468,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
             let resources = nodes[first].options.resources
             let executor = executorOfTask[first]
             let share = min(batch, max(1, (ready.count - readyHead) / laneCount))
-            while contexts.count < share, readyHead < ready.count, executorOfTask[ready[readyHead]] == executor,
+            while contexts.count < share, readyHead < ready.count, state[ready[readyHead]] == .ready, executorOfTask[ready[readyHead]] == executor,
                 nodes[ready[readyHead]].options.resources == resources
             {
                 contexts.append(start(takeAt(readyHead), reservingResources: false))
@@ -458,6 +526,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         guard readyHead < ready.count else { return nil }
         for position in readyHead..<min(ready.count, readyHead + 64) {
             let task = ready[position]
+            // A stale entry: the task waits again (for a recomputed input) or was taken already.
+            guard state[task] == .ready else { continue }
             let executor = executorOfTask[task]
             if executorInFlight[executor] < executorLimits[executor]
                 && (executorSchedulesResources[executor] || nodes[task].options.resources.fits(within: available))
@@ -471,6 +541,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     private func hasLaunchable() -> Bool { launchablePosition() != nil }
 
     private func takeLaunchable() -> Int? {
+        while readyHead < ready.count && state[ready[readyHead]] != .ready { readyHead += 1 }  // stale entries
         guard let position = launchablePosition() else { return nil }
         return takeAt(position)
     }
@@ -559,9 +630,18 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
             switch registration {
             case .success(let record)?:
                 event.value = record
+                let kept = record.files.first { $0.hasPrefix(materializer.valuesDirectory + "/") }
+                let (lineage, token) = definitions[index].lineage(
+                    inputTokens: node.inputs.map { tokens[$0] }, contentHash: record.contentHash, keptFile: kept)
+                event.lineage = lineage
+                tokens[index] = token
                 outputs[index] = output.id
                 state[index] = .succeeded
                 succeeded += 1
+                if recomputing[index] {
+                    finishRecomputation(index, output.id, &event)
+                    return
+                }
                 unloggedEvents.append(event)
                 releaseInputs(of: index)
                 for dependent in dependents[index] {
@@ -583,7 +663,91 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
             state[index] = .waiting
             return
         }
+        if let position = report.lostInput, !stopping {
+            recompute(input: position, of: index, loss: report.message ?? "lost")
+            return
+        }
         retryOrFail(index, outcome: report.outcome, message: report.message ?? "")
+    }
+
+    // MARK: Recomputation (lineage)
+
+    /// Consumer `index` found its input at `position` lost (under `lock`): the consumer waits
+    /// again, and the input's producer runs again (unless it is running again already) to make
+    /// the value anew; its other consumers that have not read the value yet wait for it too. The
+    /// producer's own inputs, if they are gone as well, are recomputed the same way when it reads
+    /// them. A non-deterministic producer, or one past `RunOptions.recomputeLimit`, fails the
+    /// consumer, naming the chain.
+    private func recompute(input position: Int, of index: Int, loss: String) {
+        let producer = nodes[index].inputs[position]
+        let lostWhat = "the value of '\(nodes[producer].name)', input \(position + 1) of '\(nodes[index].name)', was lost (\(loss))"
+        guard nodes[producer].options.deterministic else {
+            failForGood(index, outcome: .error, message: "\(lostWhat); '\(nodes[producer].name)' is marked non-deterministic (TaskOptions.deterministic), so it is not recomputed")
+            return
+        }
+        if !recomputing[producer] && recomputations[producer] >= options.recomputeLimit {
+            failForGood(index, outcome: .error, message: "\(lostWhat); '\(nodes[producer].name)' was recomputed \(recomputations[producer]) time(s) already (RunOptions.recomputeLimit)")
+            return
+        }
+        state[index] = .waiting
+        waitingOn[index] += 1
+        rearmed[producer].append(index)
+        if recomputing[producer] { return }  // on its way already
+        recomputations[producer] += 1
+        recomputing[producer] = true
+        recomputingFor[producer] = index
+        if let lost = outputs[producer] { materializer.forget(lost) }
+        outputs[producer] = nil
+        if state[producer] == .succeeded { succeeded -= 1 }
+        // Its other consumers that have not read the value yet wait for the new one.
+        for dependent in dependents[producer] where dependent != index && nodes[dependent].inputs.contains(producer)
+            && (state[dependent] == .waiting || state[dependent] == .ready)
+        {
+            state[dependent] = .waiting  // a ready one leaves a stale entry in `ready`, skipped there
+            waitingOn[dependent] += 1
+            rearmed[producer].append(dependent)
+        }
+        // It reads its inputs again: those still around count it as a consumer once more.
+        for input in nodes[producer].inputs { if let id = outputs[input] { materializer.consumerAdded(id) } }
+        var event = RunLogEvent(kind: .recompute, runID: runID)
+        event.task = nodes[producer].name
+        event.attempt = attempts[producer] + 1
+        event.message = "recomputing for \(describeChain(index)): \(lostWhat) (recomputation \(recomputations[producer]) of at most \(options.recomputeLimit))"
+        unloggedEvents.append(event)
+        state[producer] = .waiting
+        if waitingOn[producer] == 0 { markReady(producer) }
+    }
+
+    /// A recomputed value is in (under `lock`): the consumers that had not read the lost value
+    /// read this one (they are its remaining consumers), and those waiting for it may start.
+    private func finishRecomputation(_ index: Int, _ id: ObjectID, _ event: inout RunLogEvent) {
+        recomputing[index] = false
+        recomputingFor[index] = -1
+        var readers = 0
+        for dependent in dependents[index] where state[dependent] == .waiting || state[dependent] == .ready || state[dependent] == .running {
+            readers += nodes[dependent].inputs.reduce(0) { $0 + ($1 == index ? 1 : 0) }
+        }
+        if let record = try? materializer.setRemainingConsumers(id, readers) { event.value = record }
+        unloggedEvents.append(event)
+        releaseInputs(of: index)
+        let waiting = rearmed[index]
+        rearmed[index] = []
+        for dependent in waiting {
+            waitingOn[dependent] -= 1
+            if waitingOn[dependent] == 0 && state[dependent] == .waiting && !stopping { markReady(dependent) }
+        }
+    }
+
+    /// "'task'", and for a task that runs again to recompute its value, for whom, up the chain.
+    private func describeChain(_ index: Int) -> String {
+        var text = "'\(nodes[index].name)'"
+        var current = index
+        var seen = Set<Int>()
+        while recomputing[current], recomputingFor[current] >= 0, seen.insert(current).inserted {
+            current = recomputingFor[current]
+            text += " (recomputed for '\(nodes[current].name)'"
+        }
+        return text + String(repeating: ")", count: seen.count)
     }
 
     private func retryOrFail(_ index: Int, outcome: AttemptOutcome, message: String) {
@@ -601,8 +765,14 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
                 return
             }
         }
+        failForGood(index, outcome: outcome, message: message)
+    }
+
+    /// Task `index` failed and is not retried (under `lock`).
+    private func failForGood(_ index: Int, outcome: AttemptOutcome, message: String) {
         state[index] = .failed
-        failureList.append(DataflowError.TaskFailure(task: nodes[index].name, attempts: attempts[index], outcome: outcome, message: message))
+        let note = recomputing[index] ? " (while running again to recompute its lost value for \(describeChain(recomputingFor[index])))" : ""
+        failureList.append(DataflowError.TaskFailure(task: nodes[index].name, attempts: attempts[index], outcome: outcome, message: message + note))
         flushAfterLogging = true
         releaseInputs(of: index)
         switch options.onFailure {

@@ -65,12 +65,16 @@ public struct WorkerResult: Codable, Sendable, Equatable {
     public var output: Output?
     public var message: String?
     public var bytesIn: Int
+    /// The position of an input the worker found lost (gone from the store, its file missing
+    /// or damaged): the driver then recomputes that input's producer.
+    public var lostInput: Int?
 
-    public init(outcome: AttemptOutcome, output: Output?, message: String?, bytesIn: Int) {
+    public init(outcome: AttemptOutcome, output: Output?, message: String?, bytesIn: Int, lostInput: Int? = nil) {
         self.outcome = outcome
         self.output = output
         self.message = message
         self.bytesIn = bytesIn
+        self.lostInput = lostInput
     }
 }
 
@@ -193,7 +197,10 @@ extension Workflow {
             return failure(.error, "worker cannot open its store: \(error.message)")
         }
         var handles: [ObjectHandle] = []
-        for input in spec.inputs {
+        for (position, input) in spec.inputs.enumerated() {
+            func lost(_ message: String) -> WorkerResult {
+                WorkerResult(outcome: .error, output: nil, message: "reading an input: \(message)", bytesIn: 0, lostInput: position)
+            }
             do {
                 switch input {
                 case .object(let descriptor):
@@ -208,8 +215,10 @@ extension Workflow {
                 case .file(let path): handles.append(try SpillFile.restore(from: path, into: store, as: .random()))
                 }
             } catch let error as ObjectStoreError {
+                if error.code == .objectNotFound || error.code == .staleDescriptor { return lost(error.message) }
                 return failure(.error, "reading an input: \(error.message)")
             } catch let error as MaterializeError {
+                if error.meansValueLost { return lost(error.message) }
                 return failure(.error, "reading an input: \(error.message)")
             } catch {
                 return failure(.error, "reading an input: \(error)")

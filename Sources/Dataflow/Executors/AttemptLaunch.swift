@@ -82,7 +82,12 @@ public struct AttemptLaunch: Sendable {
                 held = try await context.readInputs()
                 inputs = held.map { .object($0.descriptor) }
             } else {
-                for id in context.inputs { inputs.append(.file(try context.materializer.file(for: id))) }
+                for (position, id) in context.inputs.enumerated() {
+                    do throws(MaterializeError) { inputs.append(.file(try context.materializer.file(for: id))) } catch {
+                        context.noteIfLost(input: position, error)
+                        throw error
+                    }
+                }
             }
         } catch {
             var failure = DataflowError(.store, "task '\(taskName)' attempt \(attempt): preparing an input: \(error.message)", task: taskName)

@@ -116,6 +116,12 @@ public struct RunLogEvent: Codable, Sendable, Equatable {
         case runStarted = "run-started"
         case attempt
         case valueFreed = "value-freed"
+        /// A task runs again to recompute a value of its that a consumer found lost; `message`
+        /// says which value, why, and for whom.
+        case recompute
+        /// A task was not run (`RunOptions.resume`): its kept result is current (`message` says
+        /// from which run and file), or nothing that runs needs it.
+        case reused
         case runFinished = "run-finished"
     }
 
@@ -148,6 +154,13 @@ public struct RunLogEvent: Codable, Sendable, Equatable {
     public var succeeded: Int?
     public var failed: Int?
     public var skipped: Int?
+    /// Tasks not run because their kept results were current, or nothing that ran needed them
+    /// (`RunOptions.resume`).
+    public var reused: Int?
+    /// The workflow's name (on run-started).
+    public var workflow: String?
+    /// What made a succeeded or reused task's result what it is (`RunOptions.resume` compares it).
+    public var lineage: TaskLineage?
 
     init(kind: Kind, runID: String, time: Date = Date()) {
         self.kind = kind

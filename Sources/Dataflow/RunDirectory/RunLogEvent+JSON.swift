@@ -36,6 +36,21 @@ extension RunLogEvent {
             nested.bool("inMemory", value.inMemory)
             nested.int("remainingConsumers", value.remainingConsumers)
             nested.string("reason", value.reason)
+            nested.uint64("contentHash", value.contentHash)
+            writer.out = nested.finish()
+        }
+        if let lineage {
+            writer.key("lineage")
+            var nested = _JSONObjectWriter(opening: writer.out)
+            nested.plainString("key", lineage.key)
+            nested.plainString("token", lineage.token)
+            nested.plainString("definition", lineage.definition)
+            nested.string("version", lineage.version)
+            nested.strings("inputs", lineage.inputs)
+            nested.plainString("parameters", lineage.parameters)
+            if let files = lineage.files { nested.strings("files", files) }
+            nested.string("keptFile", lineage.keptFile)
+            nested.string("fromRun", lineage.fromRun)
             writer.out = nested.finish()
         }
         writer.string("logFile", logFile)
@@ -43,6 +58,8 @@ extension RunLogEvent {
         writer.int("succeeded", succeeded)
         writer.int("failed", failed)
         writer.int("skipped", skipped)
+        writer.int("reused", reused)
+        writer.string("workflow", workflow)
         out = writer.finish()
         out.append(UInt8(ascii: "\n"))
     }
@@ -123,6 +140,12 @@ struct _JSONObjectWriter {
         guard let value else { return }
         key(name)
         appendDecimal(value)
+    }
+
+    mutating func uint64(_ name: StaticString, _ value: UInt64?) {
+        guard let value else { return }
+        key(name)
+        out.append(upTo: 20) { to in Self.writeDecimal(value, to: to) }
     }
 
     /// An object id as a string of 32 hex digits, written straight into the buffer.

@@ -112,11 +112,29 @@ public struct TaskOptions: Sendable {
     /// Settings for the engine that runs the task, by key (e.g. for SLURM `partition`, `time`,
     /// `sbatch_args`); each executor reads the keys it knows (`AttemptLaunch.executorSettings`).
     public var executorSettings: [String: String]
+    /// The task's code version: bump it when the task's code changes, so that `--resume`
+    /// (`RunOptions.resume`) runs it again instead of reusing a result the old code made.
+    public var version: String
+    /// Values the task's body depends on besides its inputs (e.g. a learning rate), by name:
+    /// part of what makes a kept result current (see `RunOptions.resume`).
+    public var parameters: [String: String]
+    /// Files outside the graph that the task reads (paths; relative ones from the working
+    /// directory): their content is part of what makes a kept result current.
+    public var fileDependencies: [String]
+    /// The task gives the same value for the same inputs. A lost value of a deterministic task
+    /// is recomputed by running it again (lineage); one of a task marked non-deterministic is
+    /// not (its consumers would see a different value), and its loss fails the run, naming it.
+    public var deterministic: Bool
 
     public init(
         resources: Resources = Resources(), policy: MaterializationPolicy? = nil, retries: RetryPolicy = RetryPolicy(),
-        timeoutSeconds: Double? = nil, executor: String? = nil, labels: [String] = [], executorSettings: [String: String] = [:]
+        timeoutSeconds: Double? = nil, executor: String? = nil, labels: [String] = [], executorSettings: [String: String] = [:],
+        version: String = "", parameters: [String: String] = [:], fileDependencies: [String] = [], deterministic: Bool = true
     ) {
+        self.version = version
+        self.parameters = parameters
+        self.fileDependencies = fileDependencies
+        self.deterministic = deterministic
         self.executorSettings = executorSettings
         self.resources = resources
         self.policy = policy

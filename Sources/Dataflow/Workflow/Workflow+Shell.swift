@@ -61,7 +61,8 @@ extension Workflow {
             return _TaskOutput(try Output.fromShellOutput(bytes))
         }
         return appendNode(_TaskNode(
-            name: name, inputs: indices, foreignInputs: foreign, options: options, outputTypeTag: Output.typeTag, isShell: true, run: run))
+            name: name, inputs: indices, foreignInputs: foreign, options: options, outputTypeTag: Output.typeTag, isShell: true,
+            command: command + "\n" + variableNames.joined(separator: ","), run: run))
     }
 }
 

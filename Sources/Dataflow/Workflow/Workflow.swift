@@ -174,9 +174,12 @@ final class _TaskNode: Sendable {
     let isShell: Bool
     /// Every task this one waits for (data and ordering), without duplicates.
     let dependencies: [Int]
+    /// A shell task's command and input variables (part of its definition for re-runs).
+    let command: String?
 
     init(name: String, inputs: [Int], foreignInputs: [String], options: TaskOptions, outputTypeTag: String,
-         after: [Int] = [], isShell: Bool = false, run: @escaping Run) {
+         after: [Int] = [], isShell: Bool = false, command: String? = nil, run: @escaping Run) {
+        self.command = command
         self.name = name
         self.inputs = inputs
         self.foreignInputs = foreignInputs
@@ -192,7 +195,7 @@ final class _TaskNode: Sendable {
     func replacingOptions(_ options: TaskOptions) -> _TaskNode {
         _TaskNode(
             name: name, inputs: inputs, foreignInputs: foreignInputs, options: options, outputTypeTag: outputTypeTag, after: after,
-            isShell: isShell, run: run)
+            isShell: isShell, command: command, run: run)
     }
 
     /// This node with an ordering edge to `index` (and `foreignName` if that task belongs to
@@ -200,7 +203,7 @@ final class _TaskNode: Sendable {
     func addingDependency(on index: Int, foreignName: String?) -> _TaskNode {
         _TaskNode(
             name: name, inputs: inputs, foreignInputs: foreignInputs + (foreignName.map { [$0] } ?? []), options: options,
-            outputTypeTag: outputTypeTag, after: after + [index], isShell: isShell, run: run)
+            outputTypeTag: outputTypeTag, after: after + [index], isShell: isShell, command: command, run: run)
     }
 }
 
