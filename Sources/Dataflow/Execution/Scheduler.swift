@@ -440,9 +440,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
                         report = await executors[executor].run(AttemptLaunch(context, reachesStore: executorReachesStore[executor])).report
                     }
                     report.holdsResources = context.holdsResources
-                    if report.outcome == .error {
-                        report.lostInput = environment.lostInputs.take(index: context.index, attempt: context.attempt)
-                    }
+                    if report.outcome == .error { report.lostInput = lostInput(of: context) }
                     finishedAttempts.append((report, registerOutput(report)))
                 }
                 let perTask = (DispatchTime.now().uptimeNanoseconds - started) / UInt64(contexts.count)
@@ -451,6 +449,19 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
             case .exit: return
             }
         }
+    }
+
+    /// The input an attempt that ended in an error found lost, if any: as noted where it was read
+    /// (here, in `AttemptLaunch.prepare`, from a worker's record an executor handed over), else
+    /// from the attempt record its worker wrote (an executor may report such a record's
+    /// outcome and message without handing the record itself over).
+    private func lostInput(of context: _AttemptContext) -> Int? {
+        if let position = environment.lostInputs.take(index: context.index, attempt: context.attempt) { return position }
+        let path = context.runDirectory.attemptRecordPath(task: context.node.name, attempt: context.attempt)
+        guard let data = FileManager.default.contents(atPath: path), let record = try? JSONDecoder().decode(WorkerResult.self, from: data) else {
+            return nil
+        }
+        return record.outcome == .succeeded ? nil : record.lostInput
     }
 
     /// Decides what a lane does next (under `lock`): up to `batch` attempts, but no more than its
