@@ -24,8 +24,8 @@ public enum LineageWorkflows {
     /// local one) that runs after "scale" and before "total" and loses the value of "scale"
     /// (attempt 1) as `loss` says. "total" runs on the run's default executor.
     /// `deterministic: false` marks "scale" non-deterministic (its loss must fail the run).
-    public static func lossChain(_ loss: Loss, workdir: String, deterministic: Bool = true) -> Workflow {
-        let workflow = Workflow("lineage-\(loss.rawValue)\(deterministic ? "" : "-nondeterministic")")
+    public static func lossChain(_ loss: Loss, workdir: String, deterministic: Bool = true, policy: MaterializationPolicy = .auto) -> Workflow {
+        let workflow = Workflow("lineage-\(loss.rawValue)\(deterministic ? "" : "-nondeterministic")", policy: policy)
         let made = workflow.task("make") { () -> Tensor<Float> in Tensor<Float>((0..<65_536).map { Float($0 % 13) }) }
         let scaled = workflow.task("scale", made, options: TaskOptions(deterministic: deterministic)) { (x: Tensor<Float>) throws -> Tensor<Float> in
             try TaskContext.current!.makeTensor(shape: x.shape, of: Float.self) { out in
@@ -34,8 +34,10 @@ public enum LineageWorkflows {
         }
         let lose = workflow.task("lose", options: TaskOptions(executor: "here")) { () throws -> Int in
             let context = TaskContext.current!
-            let id = Workflow.outputID(runID: context.runID, task: "scale", attempt: 1)
             let store = context.store
+            // Attempt 1's value, or (in a resumed run) the value restored from a kept file.
+            let id = [0, 1].map { Workflow.outputID(runID: context.runID, task: "scale", attempt: $0) }.first { (try? store.get($0)) != nil }
+                ?? Workflow.outputID(runID: context.runID, task: "scale", attempt: 1)
             switch loss {
             case .evict:
                 try store.delete(id)

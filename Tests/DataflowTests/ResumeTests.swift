@@ -142,4 +142,25 @@ import Testing
             #expect(!events.contains { $0.kind == .attempt })
         }
     }
+
+    /// A value a resumed run restored, lost mid-run: its producer runs again, and so does the
+    /// producer's own producer, which the resumed run had not even restored.
+    @Test func aRestoredValueLostMidRunIsRecomputedWithWhatTheResumeSkipped() async throws {
+        try await withWorkdir { workdir in
+            var options = LineageTests.options(workdir: workdir, runID: "first", executor: LocalExecutor())
+            let first = try await LineageWorkflows.lossChain(.evict, workdir: workdir, policy: .always).run(options)
+            #expect(try first.result(named: "total", as: Double.self) == LineageWorkflows.expectedTotal)
+            options.runID = "again"
+            options.resume = true
+            options.rerun = ["lose", "total"]
+            let again = try await LineageWorkflows.lossChain(.evict, workdir: workdir, policy: .always).run(options)
+            #expect(try again.result(named: "total", as: Double.self) == LineageWorkflows.expectedTotal)
+            let events = try RunLog.read(at: "\(workdir)/runs/again/run.jsonl")
+            let recomputed = events.filter { $0.kind == .recompute }
+            #expect(recomputed.compactMap(\.task) == ["scale", "make"], "\(recomputed.map { $0.message ?? "" })")
+            #expect(recomputed.last?.message?.contains("a resumed run did not restore it") == true)
+            let finished = events.last { $0.kind == .runFinished }
+            #expect((finished?.reused ?? 0) == 0 && finished?.succeeded == 4, "\(String(describing: finished))")
+        }
+    }
 }

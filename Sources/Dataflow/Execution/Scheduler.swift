@@ -709,7 +709,10 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         recomputingFor[producer] = index
         if let lost = outputs[producer] { materializer.forget(lost) }
         outputs[producer] = nil
-        if state[producer] == .succeeded { succeeded -= 1 }
+        outputFreed[producer] = false
+        if state[producer] == .succeeded {
+            if attempts[producer] == 0 { reusedCount -= 1 } else { succeeded -= 1 }  // (reused by a resumed run: never ran)
+        }
         // Its other consumers that have not read the value yet wait for the new one.
         for dependent in dependents[producer] where dependent != index && nodes[dependent].inputs.contains(producer)
             && (state[dependent] == .waiting || state[dependent] == .ready)
@@ -726,6 +729,11 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         event.message = "recomputing for \(describeChain(index)): \(lostWhat) (recomputation \(recomputations[producer]) of at most \(options.recomputeLimit))"
         unloggedEvents.append(event)
         state[producer] = .waiting
+        // Inputs a resumed run never restored (nothing that ran read them) are made again too.
+        for (position, input) in nodes[producer].inputs.enumerated() where outputs[input] == nil && state[input] == .succeeded {
+            recompute(input: position, of: producer, loss: "a resumed run did not restore it")
+            if state[producer] == .failed { return }
+        }
         if waitingOn[producer] == 0 { markReady(producer) }
     }
 
