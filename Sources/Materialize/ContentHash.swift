@@ -10,10 +10,20 @@ public enum ContentHash {
     /// The hash of `bytes`.
     public static func of(_ bytes: UnsafeRawBufferPointer) -> UInt64 { _Checksum.of(bytes) }
 
-    /// The hash of a string's UTF-8 bytes.
-    public static func of(_ text: String) -> UInt64 {
+    /// The hash of 64-bit words (their little-endian bytes), with `seed`.
+    public static func of(words: [UInt64], seed: UInt64) -> UInt64 {
+        #if _endian(little)
+        words.withUnsafeBytes { XXH3_64bits_withSeed($0.baseAddress, $0.count, seed) }
+        #else
+        words.map(\.littleEndian).withUnsafeBytes { XXH3_64bits_withSeed($0.baseAddress, $0.count, seed) }
+        #endif
+    }
+
+    /// The hash of a string's UTF-8 bytes, with `seed` (XXH3-64 seeded: a chain of seeded
+    /// hashes combines several strings without building one).
+    public static func of(_ text: String, seed: UInt64 = 0) -> UInt64 {
         var text = text
-        return text.withUTF8 { _Checksum.of(UnsafeRawBufferPointer($0)) }
+        return text.withUTF8 { XXH3_64bits_withSeed($0.baseAddress, $0.count, seed) }
     }
 
     /// The hash of a sequence of 64-bit words (little-endian bytes).
@@ -39,5 +49,10 @@ public enum ContentHash {
     public static func hex(_ hash: UInt64) -> String {
         let digits = String(hash, radix: 16)
         return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    /// The hash that `hex` wrote (exactly 16 hex digits), or nil.
+    public static func parse(hex text: String) -> UInt64? {
+        text.utf8.count == 16 ? UInt64(text, radix: 16) : nil
     }
 }

@@ -48,6 +48,10 @@ struct BenchReport: Sendable {
         if !ratios.isEmpty {
             out += "\nmemory passing against disk passing, end to end (disk median ÷ memory median; the issue's target is ≥ 10× for a 3-stage chain of 512MiB):\n" + ratios.joined()
         }
+        let resume = resumeLines()
+        if !resume.isEmpty {
+            out += "\nre-runs with --resume against the first run, in the same bench run:\n" + resume.joined()
+        }
         let slurm = slurmLines()
         if !slurm.isEmpty {
             out += "\nthe SLURM and Ray executors against raw submissions of the same count, observed to completion in the same run:\n" + slurm.joined()
@@ -69,6 +73,19 @@ struct BenchReport: Sendable {
         }
     }
 
+    /// The resumed demo runs against the first run, at each size.
+    func resumeLines() -> [String] {
+        var lines: [String] = []
+        for first in results where first.benchCase == "resume/demo-first" {
+            for name in ["resume/demo-unchanged", "resume/demo-last-version"] {
+                guard let rerun = results.first(where: { $0.benchCase == name && $0.bytes == first.bytes }) else { continue }
+                let goal = name == "resume/demo-unchanged" ? " (goal < 5%)" : " (only 'evaluate' ran: checked)"
+                lines.append("  \(name) ÷ resume/demo-first at \(ByteSize.human(first.bytes)): \(String(format: "%.1f", 100 * rerun.medianSeconds / first.medianSeconds))%\(goal)\n")
+            }
+        }
+        return lines
+    }
+
     /// Our fan-out against raw SLURM submissions: the array's ratio, the jobs' overhead per task.
     func slurmLines() -> [String] {
         func median(_ name: String) -> Double? { results.first { $0.benchCase == name }?.medianSeconds }
@@ -78,13 +95,6 @@ struct BenchReport: Sendable {
         }
         if let ours = median("slurm/fanout-jobs"), let raw = median("slurm/raw-jobs") {
             lines.append("  slurm/fanout-jobs − slurm/raw-jobs: \(String(format: "%+.1f", (ours - raw) * 1000)) ms per task (goal < 50 ms)\n")
-        }
-        for first in results where first.benchCase == "resume/demo-first" {
-            for name in ["resume/demo-unchanged", "resume/demo-last-version"] {
-                guard let rerun = results.first(where: { $0.benchCase == name && $0.bytes == first.bytes }) else { continue }
-                let goal = name == "resume/demo-unchanged" ? " (goal < 5%)" : " (only 'evaluate' ran: checked)"
-                lines.append("  \(name) ÷ resume/demo-first at \(ByteSize.human(first.bytes)): \(String(format: "%.1f", 100 * rerun.medianSeconds / first.medianSeconds))%\(goal)\n")
-            }
         }
         for name in ["ray/fanout", "ray/fanout[unaware]"] {
             guard let ours = median(name), let raw = median("ray/raw-jobs") else { continue }

@@ -69,10 +69,12 @@ public enum LineageWorkflows {
     /// The expected "total".
     public static var expectedTotal: Double { Double((0..<65_536).reduce(0) { $0 + 2 * ($1 % 13) }) }
 
-    /// Flips one byte of a spill file's payload.
+    /// Flips one byte of a spill file's payload (its 101st, or its last if it is shorter).
     public static func flipAByte(of path: String) throws {
         guard let handle = FileHandle(forUpdatingAtPath: path) else { throw LossFailed(what: "cannot open \(path)") }
-        let offset = UInt64(SpillFileHeader.byteCount + 100)
+        let size = try handle.seekToEnd()
+        guard size > UInt64(SpillFileHeader.byteCount) else { throw LossFailed(what: "\(path) has no payload") }
+        let offset = min(UInt64(SpillFileHeader.byteCount + 100), size - 1)  // a byte of the payload
         try handle.seek(toOffset: offset)
         let byte = try handle.read(upToCount: 1)?.first ?? 0
         try handle.seek(toOffset: offset)

@@ -57,6 +57,11 @@ import Testing
             #expect(try third.run.result(named: "report", as: String.self) == ResumeWorkflows.expectedReport(label: "first"))
             // Without --resume everything runs.
             #expect(try await fixture.run("plain", resume: false).ran.count == 4)
+            // The result's own kept file damaged: a re-run that would run nothing runs "report".
+            try LineageWorkflows.flipAByte(of: "\(fixture.workdir)/runs/plain/values/report.dfspill")
+            let repaired = try await fixture.run("repaired")
+            #expect(repaired.ran == ["report"])
+            #expect(try repaired.run.result(named: "report", as: String.self) == ResumeWorkflows.expectedReport(label: "first"))
         }
     }
 

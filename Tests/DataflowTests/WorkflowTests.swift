@@ -348,9 +348,16 @@ import Testing
             event.bytesOut = 34
             event.value = Materializer.ValueRecord(
                 id: ObjectID(deriving: "v"), name: "v", policy: .final, byteCount: 34, files: ["/a b/c.dfspill", "x"],
-                inMemory: false, remainingConsumers: 0, reason: "final: a leaf")
+                inMemory: false, remainingConsumers: 0, reason: "final: a leaf", contentHash: UInt64.max)
             event.logFile = "/tmp/log"
+            event.lineage = TaskLineage(
+                key: 0x0123_4567_89ab_cdef, token: 7, definition: 0, parameters: UInt64.max, inputs: [1, 0xfedc_ba98_7654_3210],
+                version: "2 \"b\"", files: ["c.txt=00000000000000ff"], keptFile: "/k", fromRun: "r0")
+            var reused = RunLogEvent.testing(kind: .reused, runID: "r")
+            reused.lineage = TaskLineage(key: 5, token: 5, definition: 6, inputs: [])
             var finished = RunLogEvent.testing(kind: .runFinished, runID: "r")
+            finished.workflow = "w"
+            finished.reused = 2
             finished.taskCount = 5
             finished.succeeded = 4
             finished.failed = 1
@@ -363,11 +370,12 @@ import Testing
             extremes.start = Date(timeIntervalSince1970: 0)
             extremes.end = Date(timeIntervalSince1970: 1_763_758_000.000001)
             log.append(event)
+            log.append(reused)
             log.append(finished)
             log.append(extremes)
             log.flush()
             let read = try RunLog.read(at: path)
-            #expect(read == [event, finished, extremes])
+            #expect(read == [event, reused, finished, extremes])
         }
     }
 }

@@ -14,18 +14,19 @@ import ObjectStore
 ///
 /// - Note: A value type; thread-safe.
 public struct TaskLineage: Codable, Sendable, Equatable {
-    /// XXH3-64 (16 hex digits) of `definition` and `inputs`.
-    public var key: String
-    /// What a consumer records for this value (see the type's summary).
-    public var token: String
+    /// XXH3-64 of `definition` and `inputs`: the same key, the same value.
+    public var key: UInt64
+    /// What a consumer records for this value (see the type's summary): its content hash, or
+    /// `key` when no file of it was written as it was made.
+    public var token: UInt64
     /// XXH3-64 of the task's definition (see the type's summary).
-    public var definition: String
+    public var definition: UInt64
+    /// XXH3-64 of its parameters (sorted `name=value` lines); nil when it has none.
+    public var parameters: UInt64?
+    /// The tokens of its inputs, in order.
+    public var inputs: [UInt64]
     /// `TaskOptions.version` (nil when empty).
     public var version: String?
-    /// The tokens of its inputs, in order.
-    public var inputs: [String]
-    /// XXH3-64 of its parameters (sorted `name=value` lines).
-    public var parameters: String?
     /// Its file dependencies as `path=<content hash>` (`path=missing` for an unreadable one).
     public var files: [String]?
     /// The file its policy kept its value in (`<run>/values/...`), if any: what a resumed run
@@ -33,43 +34,92 @@ public struct TaskLineage: Codable, Sendable, Equatable {
     public var keptFile: String?
     /// For a reused task, the run whose result it reused.
     public var fromRun: String?
+
+    public init(
+        key: UInt64, token: UInt64, definition: UInt64, parameters: UInt64? = nil, inputs: [UInt64], version: String? = nil,
+        files: [String]? = nil, keptFile: String? = nil, fromRun: String? = nil
+    ) {
+        self.key = key
+        self.token = token
+        self.definition = definition
+        self.parameters = parameters
+        self.inputs = inputs
+        self.version = version
+        self.files = files
+        self.keptFile = keptFile
+        self.fromRun = fromRun
+    }
+
+    // In JSON the hashes are strings of 16 hex digits; `token` is left out when it is `key`.
+    private enum CodingKeys: String, CodingKey { case key, token, definition, parameters, inputs, version, files, keptFile, fromRun }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        func hash(_ text: String, _ key: CodingKeys) throws -> UInt64 {
+            guard let value = ContentHash.parse(hex: text) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "not 16 hex digits: \(text)")
+            }
+            return value
+        }
+        key = try hash(try container.decode(String.self, forKey: .key), .key)
+        token = try container.decodeIfPresent(String.self, forKey: .token).map { try hash($0, .token) } ?? key
+        definition = try hash(try container.decode(String.self, forKey: .definition), .definition)
+        parameters = try container.decodeIfPresent(String.self, forKey: .parameters).map { try hash($0, .parameters) }
+        inputs = try (try container.decodeIfPresent([String].self, forKey: .inputs) ?? []).map { try hash($0, .inputs) }
+        version = try container.decodeIfPresent(String.self, forKey: .version)
+        files = try container.decodeIfPresent([String].self, forKey: .files)
+        keptFile = try container.decodeIfPresent(String.self, forKey: .keptFile)
+        fromRun = try container.decodeIfPresent(String.self, forKey: .fromRun)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(ContentHash.hex(key), forKey: .key)
+        if token != key { try container.encode(ContentHash.hex(token), forKey: .token) }
+        try container.encode(ContentHash.hex(definition), forKey: .definition)
+        try container.encodeIfPresent(parameters.map(ContentHash.hex), forKey: .parameters)
+        try container.encode(inputs.map(ContentHash.hex), forKey: .inputs)
+        try container.encodeIfPresent(version, forKey: .version)
+        try container.encodeIfPresent(files, forKey: .files)
+        try container.encodeIfPresent(keptFile, forKey: .keptFile)
+        try container.encodeIfPresent(fromRun, forKey: .fromRun)
+    }
 }
 
-/// A task's definition, hashed once per run (outside the scheduler's lock).
+/// A task's definition, hashed once per run (outside the scheduler's lock) with a chain of
+/// seeded XXH3 calls (no string is built for a task without version, parameters or files).
 ///
 /// - Note: A value type; thread-safe.
 struct _TaskDefinition: Sendable {
     var hash: UInt64
     var version: String
-    var parametersHash: UInt64
+    var parametersHash: UInt64?
     var files: [String]
 
     init(_ node: _TaskNode) {
         version = node.options.version
-        let parameterText = node.options.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)\n" }.joined()
-        parametersHash = ContentHash.of(parameterText)
-        files = node.options.fileDependencies.map { path in
+        let parameters = node.options.parameters
+        parametersHash = parameters.isEmpty
+            ? nil : ContentHash.of(parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)\n" }.joined())
+        let fileDependencies = node.options.fileDependencies
+        files = fileDependencies.isEmpty ? [] : fileDependencies.map { path in
             "\(path)=\(ContentHash.ofFile(at: path).map(ContentHash.hex) ?? "missing")"
         }
-        var text = "dataflow-task-v1\u{0}\(node.name)\u{0}\(version)\u{0}\(node.outputTypeTag)\u{0}\(node.command ?? "")\u{0}"
-        text += ContentHash.hex(parametersHash) + "\u{0}" + files.joined(separator: "\u{0}")
-        hash = ContentHash.of(text)
+        var hash = ContentHash.of(node.name, seed: ContentHash.of(node.outputTypeTag, seed: 0x6461_7461_666c_6f77))  // "dataflow"
+        if !version.isEmpty { hash = ContentHash.of(version, seed: hash ^ 1) }
+        if let parametersHash { hash = ContentHash.of(words: [hash, 2, parametersHash]) }
+        for file in files { hash = ContentHash.of(file, seed: hash ^ 3) }
+        if let command = node.command { hash = ContentHash.of(command, seed: hash ^ 4) }
+        self.hash = hash
     }
 
-    /// The key of a result made from inputs with these tokens.
-    func key(inputTokens: [UInt64]) -> UInt64 {
-        inputTokens.isEmpty ? hash : ContentHash.of(words: [hash] + inputTokens)
-    }
-
-    /// The lineage of a result made now.
-    func lineage(inputTokens: [UInt64], contentHash: UInt64?, keptFile: String?) -> (lineage: TaskLineage, token: UInt64) {
-        let key = self.key(inputTokens: inputTokens)
-        let token = contentHash ?? key
-        let lineage = TaskLineage(
-            key: ContentHash.hex(key), token: ContentHash.hex(token), definition: ContentHash.hex(hash), version: version.isEmpty ? nil : version,
-            inputs: inputTokens.map(ContentHash.hex), parameters: ContentHash.hex(parametersHash), files: files.isEmpty ? nil : files,
-            keptFile: keptFile)
-        return (lineage, token)
+    /// The lineage of a value made now from inputs with these tokens.
+    @inline(__always)
+    func lineage(inputTokens: [UInt64], contentHash: UInt64?, keptFile: String?) -> TaskLineage {
+        let key = inputTokens.isEmpty ? hash : ContentHash.of(words: inputTokens, seed: hash)
+        return TaskLineage(
+            key: key, token: contentHash ?? key, definition: hash, parameters: parametersHash, inputs: inputTokens,
+            version: version.isEmpty ? nil : version, files: files.isEmpty ? nil : files, keptFile: keptFile)
     }
 }
 
@@ -195,11 +245,11 @@ struct _ResumePlanner {
                 reasons[index] = "file dependency '\(path)' changed"
                 continue
             }
-            if recorded.parameters != ContentHash.hex(definition.parametersHash) {
+            if recorded.parameters != definition.parametersHash {
                 reasons[index] = "parameters changed"
                 continue
             }
-            if recorded.definition != ContentHash.hex(definition.hash) {
+            if recorded.definition != definition.hash {
                 reasons[index] = "its command or output type changed"
                 continue
             }
@@ -213,7 +263,7 @@ struct _ResumePlanner {
                     inputReason = "input '\(nodes[input].name)' runs again"
                     break
                 }
-                if recorded.inputs[position] != tokens[input].map(ContentHash.hex) {
+                if recorded.inputs[position] != tokens[input] {
                     inputReason = "input '\(nodes[input].name)' changed"
                     break
                 }
@@ -223,7 +273,7 @@ struct _ResumePlanner {
                 continue
             }
             unchanged[index] = true
-            tokens[index] = UInt64(recorded.token, radix: 16)
+            tokens[index] = recorded.token
             if let why = damaged[index] {
                 reasons[index] = "its kept file is damaged (\(why))"
             } else if let kept = recorded.keptFile {
@@ -316,6 +366,25 @@ extension Workflow {
             throw DataflowError(.unknownTask, "rerun: \(_quoted(name)) is no task of workflow '\(self.name)'", task: name)
         }
         return names
+    }
+
+    /// For a resumed run that would run no task: the bytes of the values it restores (its
+    /// requested results), each kept file verified in full here; nil when some task runs (or a
+    /// kept file fails, which makes its task run).
+    func bytesToRestoreIfNothingRuns(
+        runID: String, workdir: String, rerun: Set<String>, definitions: [_TaskDefinition], isRequested: [Bool]
+    ) -> Int? {
+        let history = _LineageHistory.load(workdir: workdir, workflow: name, excluding: runID, taskNames: Set(nodes.map(\.name)))
+        var planner = _ResumePlanner(nodes: nodes, definitions: definitions, history: history, isRequested: isRequested)
+        planner.forced = rerun
+        let decisions = planner.decide().decisions
+        guard !decisions.contains(where: { $0.action == .run }) else { return nil }
+        var bytes = 0
+        for (index, decision) in decisions.enumerated() where isRequested[index] {
+            guard let kept = decision.keptFile, let value = try? SpillFile.read(at: kept) else { return nil }
+            bytes += value.header.rawByteCount + 4096
+        }
+        return bytes
     }
 
     /// The tasks a resumed run does not run (nil for those it runs), with the values something

@@ -28,12 +28,21 @@ extension Workflow {
         _ = try checkedRerun(options.rerun)
         let runID = options.runID ?? RunOptions.makeRunID(workflow: name)
         let ownsStore = options.store == nil
+        let definitions = nodes.map(_TaskDefinition.init)
+        // A resumed run that runs nothing needs room for the results it restores only (making
+        // a store costs time in proportion to its capacity: tmpfs pages are reserved up front).
+        var capacity = options.storeCapacityBytes
+        if options.resume && ownsStore,
+            let needed = bytesToRestoreIfNothingRuns(runID: runID, workdir: options.workdir, rerun: options.rerun, definitions: definitions, isRequested: isRequested)
+        {
+            capacity = min(capacity, needed + needed / 4 + (16 << 20))
+        }
         let store: SharedObjectStore
         do throws(ObjectStoreError) {
             if let given = options.store {
                 store = given
             } else {
-                store = try SharedObjectStore.create(named: "run-\(String(runID.prefix(190)))", capacityBytes: options.storeCapacityBytes)
+                store = try SharedObjectStore.create(named: "run-\(String(runID.prefix(190)))", capacityBytes: capacity)
             }
         } catch {
             var failure = DataflowError(.store, "cannot create the run's store: \(error.message)")
@@ -58,7 +67,6 @@ extension Workflow {
         }
         spill.startBackgroundSpilling()
         defer { spill.stopBackgroundSpilling() }
-        let definitions = nodes.map(_TaskDefinition.init)
         let resumed = options.resume
             ? resumedTasks(runID: runID, workdir: options.workdir, rerun: options.rerun, definitions: definitions, isRequested: isRequested, store: store)
             : [_ResumedTask?](repeating: nil, count: nodes.count)
@@ -217,6 +225,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     private var tokens: [UInt64]
     /// Tasks not run because of `RunOptions.resume`.
     private var reusedCount = 0
+    /// `<values directory>/`: files under it are kept by policy.
+    private let valuesPrefix: String
     private var ready: [Int] = []
     private var readyHead = 0
     private var available: Resources
@@ -244,6 +254,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
          spill: SpillManager, materializer: Materializer, log: RunLog, definitions: [_TaskDefinition], resumed: [_ResumedTask?]) {
         self.plan = plan
         self.definitions = definitions
+        self.valuesPrefix = materializer.valuesDirectory + "/"
         self.executorOfTask = plan.executorOfTask
         self.executorLimits = plan.entries.map(\.limit)
         self.executors = plan.entries.map(\.executor)
@@ -641,11 +652,11 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
             switch registration {
             case .success(let record)?:
                 event.value = record
-                let kept = record.files.first { $0.hasPrefix(materializer.valuesDirectory + "/") }
-                let (lineage, token) = definitions[index].lineage(
-                    inputTokens: node.inputs.map { tokens[$0] }, contentHash: record.contentHash, keptFile: kept)
+                let kept = record.files.isEmpty ? nil : record.files.first { $0.hasPrefix(valuesPrefix) }
+                let lineage = definitions[index].lineage(
+                    inputTokens: node.inputs.isEmpty ? [] : node.inputs.map { tokens[$0] }, contentHash: record.contentHash, keptFile: kept)
+                tokens[index] = lineage.token
                 event.lineage = lineage
-                tokens[index] = token
                 outputs[index] = output.id
                 state[index] = .succeeded
                 succeeded += 1

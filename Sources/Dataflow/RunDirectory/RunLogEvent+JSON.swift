@@ -42,12 +42,12 @@ extension RunLogEvent {
         if let lineage {
             writer.key("lineage")
             var nested = _JSONObjectWriter(opening: writer.out)
-            nested.plainString("key", lineage.key)
-            nested.plainString("token", lineage.token)
-            nested.plainString("definition", lineage.definition)
+            nested.hash("key", lineage.key)
+            if lineage.token != lineage.key { nested.hash("token", lineage.token) }
+            nested.hash("definition", lineage.definition)
+            if let parameters = lineage.parameters { nested.hash("parameters", parameters) }
+            nested.hashes("inputs", lineage.inputs)
             nested.string("version", lineage.version)
-            nested.strings("inputs", lineage.inputs)
-            nested.plainString("parameters", lineage.parameters)
             if let files = lineage.files { nested.strings("files", files) }
             nested.string("keptFile", lineage.keptFile)
             nested.string("fromRun", lineage.fromRun)
@@ -140,6 +140,34 @@ struct _JSONObjectWriter {
         guard let value else { return }
         key(name)
         appendDecimal(value)
+    }
+
+    /// A 64-bit hash as a string of 16 hex digits (`ContentHash.hex`), written straight into the buffer.
+    mutating func hash(_ name: StaticString, _ value: UInt64) {
+        key(name)
+        appendHash(value)
+    }
+
+    mutating func hashes(_ name: StaticString, _ values: [UInt64]) {
+        key(name)
+        out.append(UInt8(ascii: "["))
+        for (index, value) in values.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendHash(value)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    private mutating func appendHash(_ value: UInt64) {
+        out.append(upTo: 18) { to in
+            let digits: StaticString = "0123456789abcdef"
+            to[0] = UInt8(ascii: "\"")
+            for position in 0..<16 {
+                to[1 + position] = digits.utf8Start[Int((value >> UInt64(60 - 4 * position)) & 0xF)]
+            }
+            to[17] = UInt8(ascii: "\"")
+            return 18
+        }
     }
 
     mutating func uint64(_ name: StaticString, _ value: UInt64?) {
