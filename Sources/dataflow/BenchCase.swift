@@ -47,17 +47,19 @@ struct BenchSettings: Sendable {
     var childExecutable: String?
 }
 
-/// The median and 90th percentile of one case at one size.
+/// The median, 90th percentile and slowest sample of one case at one size (the slowest, so
+/// that a single outlier among few runs cannot hide behind the p90).
 struct BenchResult: Codable, Sendable, Equatable {
     var benchCase: String
     var bytes: Int
     var medianSeconds: Double
     var p90Seconds: Double
+    var maxSeconds: Double
     var runs: Int
     var unit: BenchUnit
 
     enum CodingKeys: String, CodingKey {
-        case benchCase = "case", bytes, medianSeconds = "median_seconds", p90Seconds = "p90_seconds", runs
+        case benchCase = "case", bytes, medianSeconds = "median_seconds", p90Seconds = "p90_seconds", maxSeconds = "max_seconds", runs
         case unit
     }
 
@@ -66,17 +68,19 @@ struct BenchResult: Codable, Sendable, Equatable {
         self.bytes = bytes
         self.medianSeconds = Statistics.median(samples)
         self.p90Seconds = Statistics.percentile(samples, 0.9)
+        self.maxSeconds = samples.max() ?? .nan
         self.runs = samples.count
         self.unit = unit
     }
 
-    /// The JSON object of one result: exactly `case, bytes, median_seconds, p90_seconds, runs`.
+    /// The JSON object of one result: exactly `case, bytes, median_seconds, p90_seconds, max_seconds, runs`.
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(benchCase, forKey: .benchCase)
         try container.encode(bytes, forKey: .bytes)
         try container.encode(medianSeconds, forKey: .medianSeconds)
         try container.encode(p90Seconds, forKey: .p90Seconds)
+        try container.encode(maxSeconds, forKey: .maxSeconds)
         try container.encode(runs, forKey: .runs)
     }
 
@@ -86,6 +90,7 @@ struct BenchResult: Codable, Sendable, Equatable {
         bytes = try container.decode(Int.self, forKey: .bytes)
         medianSeconds = try container.decode(Double.self, forKey: .medianSeconds)
         p90Seconds = try container.decode(Double.self, forKey: .p90Seconds)
+        maxSeconds = try container.decodeIfPresent(Double.self, forKey: .maxSeconds) ?? p90Seconds
         runs = try container.decode(Int.self, forKey: .runs)
         unit = try container.decodeIfPresent(BenchUnit.self, forKey: .unit) ?? .run
     }

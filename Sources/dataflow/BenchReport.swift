@@ -19,12 +19,12 @@ struct BenchReport: Sendable {
         return String(decoding: try encoder.encode(Document(machine: machine, results: results)), as: UTF8.self)
     }
 
-    /// `case,bytes,median_seconds,p90_seconds,runs`, one line per result.
+    /// `case,bytes,median_seconds,p90_seconds,max_seconds,runs`, one line per result.
     func csv() -> String {
-        var out = "case,bytes,median_seconds,p90_seconds,runs\n"
+        var out = "case,bytes,median_seconds,p90_seconds,max_seconds,runs\n"
         for result in results {
             let name = result.benchCase.contains(",") ? "\"\(result.benchCase)\"" : result.benchCase
-            out += "\(name),\(result.bytes),\(result.medianSeconds),\(result.p90Seconds),\(result.runs)\n"
+            out += "\(name),\(result.bytes),\(result.medianSeconds),\(result.p90Seconds),\(result.maxSeconds),\(result.runs)\n"
         }
         return out
     }
@@ -32,13 +32,13 @@ struct BenchReport: Sendable {
     /// The plain-text table, then the memory-against-disk ratios.
     func table() -> String {
         var out = "dataflow bench: \(machine.cpuCount) cores (\(machine.cpuModel)), \(ByteSize.human(machine.memoryBytes)) memory, \(machine.os), Swift \(machine.swiftVersion), \(machine.date)\n"
-        out += "stages \(settings.stages), \(settings.runs) runs per case and size\(settings.quick ? " (--quick)" : ""); times are medians and p90s, per run of the case or per operation\n\n"
-        var table = TextTable(["case", "size", "median", "p90", "per", "value bytes/s", "runs"], rightAligned: [1, 2, 3, 5, 6])
+        out += "stages \(settings.stages), \(settings.runs) runs per case and size\(settings.quick ? " (--quick)" : ""); times are medians, p90s and the slowest sample, per run of the case or per operation\n\n"
+        var table = TextTable(["case", "size", "median", "p90", "slowest", "per", "value bytes/s", "runs"], rightAligned: [1, 2, 3, 4, 6, 7])
         for result in results {
             let fixedSize = BenchCases.measuresTaskOverhead(result.benchCase)
             table.append([
                 result.benchCase, fixedSize ? "-" : ByteSize(result.bytes).description, Format.seconds(result.medianSeconds),
-                Format.seconds(result.p90Seconds), Self.perLabel(result),
+                Format.seconds(result.p90Seconds), Format.seconds(result.maxSeconds), Self.perLabel(result),
                 fixedSize || result.benchCase.hasPrefix("store/get") || result.benchCase.hasPrefix("pass/") ? "-" : Format.throughput(bytes: result.bytes, seconds: result.medianSeconds),
                 "\(result.runs)",
             ])

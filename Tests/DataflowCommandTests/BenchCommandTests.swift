@@ -69,10 +69,12 @@ import Testing
         // 2 store cases, 2 spill cases; 2 sizes each.
         #expect(results.count == 14 * 2)
         for result in results {
-            #expect(Set(result.keys) == ["case", "bytes", "median_seconds", "p90_seconds", "runs"])
+            #expect(Set(result.keys) == ["case", "bytes", "median_seconds", "p90_seconds", "max_seconds", "runs"])
             #expect(result["runs"] as? Int == 2)
             let median = try #require(result["median_seconds"] as? Double), p90 = try #require(result["p90_seconds"] as? Double)
             #expect(median > 0 && p90 >= median)
+            let slowest = try #require(result["max_seconds"] as? Double)
+            #expect(slowest >= p90)
         }
         let names = Set(results.compactMap { $0["case"] as? String })
         #expect(names.isSuperset(of: [
@@ -81,7 +83,7 @@ import Testing
         ]))
 
         let csv = try String(contentsOfFile: "\(output)/results.csv", encoding: .utf8)
-        #expect(csv.hasPrefix("case,bytes,median_seconds,p90_seconds,runs\n"))
+        #expect(csv.hasPrefix("case,bytes,median_seconds,p90_seconds,max_seconds,runs\n"))
         #expect(csv.split(separator: "\n").count == 1 + results.count)
         let svg = try String(contentsOfFile: "\(output)/results.svg", encoding: .utf8)
         #expect(svg.contains("<svg") && svg.hasSuffix("</svg>\n"))
