@@ -72,6 +72,39 @@ import Testing
         }
     }
 
+    /// `attachWorkers(to:)` maps a store in every worker before a run on it (what `dataflow bench`
+    /// does so that the first timed run does not pay for the workers' page tables); a store that
+    /// is gone is an error naming it.
+    @Test func workersAttachAStoreBeforeARunOnIt() async throws {
+        try await withWorkdir { directory in
+            let pool = try makeExecutor(workers: 2)
+            defer { pool.shutdown() }
+            let store = try SharedObjectStore.create(named: "test-attach-\(getpid())", capacityBytes: 32 << 20)
+            defer { try? SharedObjectStore.remove(named: store.name) }
+            try await pool.attachWorkers(to: store, spillRoot: RunDirectory.spillRoot(workdir: directory))
+            let workers = pool.idleWorkerPIDs
+            #expect(workers.count == 2)
+            for pid in workers {
+                let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
+                #expect(maps.contains(store.name), "worker \(pid) has not mapped store '\(store.name)'")
+            }
+            var options = RunOptions(workdir: directory, store: store)
+            options.executor = .processes(pool)
+            let run = try await TestWorkflows.poolChain(length: 1_000).run(options)
+            #expect(try run.result(named: "t999", as: Int.self) == 999)
+
+            let gone = try SharedObjectStore.create(named: "test-attach-gone-\(getpid())", capacityBytes: 16 << 20)
+            try SharedObjectStore.remove(named: gone.name)
+            do {
+                try await pool.attachWorkers(to: gone, spillRoot: RunDirectory.spillRoot(workdir: directory))
+                Issue.record("attaching a removed store succeeded")
+            } catch let error as DataflowError {
+                #expect(error.code == .executor && error.message.contains(gone.name), "\(error.message)")
+            }
+            #expect(pool.idleWorkerPIDs.count == 2, "the workers stay in the pool")
+        }
+    }
+
     /// A crash, a SIGKILL in the middle of a 256 MiB write, a SIGTERM (preemption) and a task past
     /// its timeout, all in one run beside a task that must not notice.
     @Test func deadWorkersAreReplacedTheirTasksRetriedByCauseAndTheStoreStaysConsistent() async throws {

@@ -23,6 +23,15 @@ struct WireFormatTests {
         let decoded = try _PoolRequest(wire: try #require(try framer.next()))
         #expect(decoded.spec == request.spec && decoded.spillRoot == "/tmp/spill" && decoded.prefaultStore)
 
+        let attach = _PoolAttachRequest(storeName: "run-é", spillRoot: "/tmp/s p", prefault: true)
+        var attachFramer = _WireFramer()
+        attachFramer.append(attach.wireMessage()[...])
+        attachFramer.append(request.wireMessage()[...])
+        let attachMessage = try #require(try attachFramer.next()), taskMessage = try #require(try attachFramer.next())
+        #expect(try _PoolAttachRequest(wire: attachMessage) == attach)
+        #expect(try _PoolAttachRequest(wire: taskMessage) == nil, "a task request is no attach request")
+        #expect(try _PoolDetachRequest(wire: attachMessage) == nil)
+
         let descriptor = ObjectDescriptor(storeName: "s", id: .random(), generation: 1, payloadOffset: 64, byteCount: 8, typeTag: "int")
         for result in [
             WorkerResult(outcome: .succeeded, output: .object(descriptor), message: nil, bytesIn: 12),

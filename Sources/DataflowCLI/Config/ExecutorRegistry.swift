@@ -66,7 +66,7 @@ public final class ExecutorRegistry: Sendable {
         case .processes(let settings):
             return try ProcessExecutor(.init(
                 workerCount: settings.workers ?? concurrency, executable: settings.executable, arguments: settings.arguments,
-                prefaultStore: settings.prefaultStore ?? true))
+                prefaultStore: settings.prefaultStore ?? false))
         case .slurm(let settings):
             do {
                 return try SlurmExecutor(Self.slurmOptions(settings))

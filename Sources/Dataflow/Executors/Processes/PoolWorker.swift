@@ -59,6 +59,10 @@ final class _PoolWorker {
                     // Dropping the store and its spill manager unmaps the segment.
                     stores[detach.storeName] = nil
                     result = WorkerResult(outcome: .succeeded, output: nil, message: nil, bytesIn: 0)
+                } else if let request = try _PoolAttachRequest(wire: message) {
+                    result = attach(request.storeName, spillRoot: request.spillRoot, prefault: request.prefault) != nil
+                        ? WorkerResult(outcome: .succeeded, output: nil, message: nil, bytesIn: 0)
+                        : WorkerResult(outcome: .error, output: nil, message: "worker \(_Sys.processID()) cannot attach store '\(request.storeName)'", bytesIn: 0)
                 } else {
                     result = await run(try _PoolRequest(wire: message), savedOutput: savedOutput, savedError: savedError)
                 }

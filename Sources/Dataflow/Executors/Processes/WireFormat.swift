@@ -209,6 +209,43 @@ struct _PoolDetachRequest: Equatable {
     init(storeName: String) { self.storeName = storeName }
 }
 
+/// The parent asks a pool worker to attach a store before any task of a run on it comes (and to
+/// prefault its mapping, if asked), so that the run does not pay for it
+/// (`ProcessExecutor.attachWorkers(to:spillRoot:prefault:)`). The worker replies with a
+/// `WorkerResult`: `succeeded`, or `error` with why.
+struct _PoolAttachRequest: Equatable {
+    /// The first byte of an attach message (a task request starts with the format version).
+    static let tag: UInt8 = 0xA7
+    var storeName: String
+    var spillRoot: String
+    var prefault: Bool
+
+    func wireMessage() -> [UInt8] {
+        var writer = _WireWriter()
+        writer.u8(Self.tag)
+        writer.string(storeName)
+        writer.string(spillRoot)
+        writer.u8(prefault ? 1 : 0)
+        return writer.finish()
+    }
+
+    /// The attach request `message` is, or nil if it is another message.
+    init?(wire message: [UInt8]) throws(_WireError) {
+        guard message.first == Self.tag else { return nil }
+        var reader = _WireReader(message)
+        _ = try reader.u8()
+        storeName = try reader.string()
+        spillRoot = try reader.string()
+        prefault = try reader.u8() != 0
+    }
+
+    init(storeName: String, spillRoot: String, prefault: Bool) {
+        self.storeName = storeName
+        self.spillRoot = spillRoot
+        self.prefault = prefault
+    }
+}
+
 extension WorkerResult {
     func wireMessage() -> [UInt8] {
         var writer = _WireWriter()
