@@ -71,7 +71,7 @@ public struct ObjectBuilder: ~Copyable {
             throw ObjectStoreError(.invalidSize, "writing \(bytes.count) bytes at offset \(offset) leaves object \(key.id) of \(byteCount) bytes", store: store.name, object: key.id)
         }
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
-        (address + offset).copyMemory(from: source, byteCount: bytes.count)
+        ParallelCopy.copy(to: address + offset, from: source, byteCount: bytes.count)
     }
 
     /// Copies `bytes` into the object at `offset`.

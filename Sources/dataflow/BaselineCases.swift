@@ -16,6 +16,33 @@ struct MemcpyBaseline: BenchCase {
     }
 }
 
+/// `baseline/memcpy-parallel`: the same copy split over every core, each thread a `memcpy` of
+/// its part at once (what `ParallelCopy` does; the floor for the store's large copies).
+struct ParallelMemcpyBaseline: BenchCase {
+    let name = "baseline/memcpy-parallel"
+    let unit = BenchUnit.operation
+
+    func measure(bytes: Int, _ settings: BenchSettings) async throws -> [Double] {
+        let source = BenchBuffer(bytes: bytes), target = BenchBuffer(bytes: bytes)
+        StageWork.fillRandom(source.floats, count: source.floatCount, seed: 1)
+        let repetitions = Stopwatch.repetitions(forBytes: bytes, bytesPerSecond: 10e9)
+        let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        // Safe: disjoint ranges of buffers that outlive the copies.
+        nonisolated(unsafe) let to = target.raw, from = UnsafeRawPointer(source.raw)
+        let part = bytes / threads
+        return (0..<settings.runs).map { _ in
+            Stopwatch.time {
+                for _ in 0..<repetitions {
+                    DispatchQueue.concurrentPerform(iterations: threads) { index in
+                        let offset = index * part
+                        memcpy(to + offset, from + offset, index == threads - 1 ? bytes - offset : part)
+                    }
+                }
+            } / Double(repetitions)
+        }
+    }
+}
+
 /// `baseline/file-write-fsync-read`: write the value to a file, fsync it, read it back (from
 /// the page cache, as the next stage of a pipeline on the same machine would).
 struct FileWriteFsyncReadBaseline: BenchCase {

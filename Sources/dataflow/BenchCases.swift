@@ -11,7 +11,7 @@ enum BenchCases {
 
     /// Every case for these settings.
     static func all(_ settings: BenchSettings) -> [any BenchCase] {
-        var cases: [any BenchCase] = [MemcpyBaseline(), FileWriteFsyncReadBaseline(), LZ4FrameBaseline(), StageWorkBaseline()]
+        var cases: [any BenchCase] = [MemcpyBaseline(), ParallelMemcpyBaseline(), FileWriteFsyncReadBaseline(), LZ4FrameBaseline(), StageWorkBaseline()]
         cases.append(DiskChain())
         for runner in memoryRunners {
             for policy in settings.policies { cases.append(MemoryChain(runner: runner, policy: policy)) }

@@ -66,6 +66,27 @@ import Testing
         }
     }
 
+    /// A large raw value is read back in parts at once (`ParallelCopy.parts`): the bytes are
+    /// exact, and a byte flipped in the last part is still a corrupted file.
+    @Test func largeRawRestoresReadInPartsAndCatchADamagedByte() throws {
+        try withStore(capacity: 96 << 20) { store in
+            try withTemporaryDirectory { directory in
+                let byteCount = (13 << 20) + 4 * 1021  // not a whole number of pages or parts
+                let handle = try store.put(Tensor(randomFloats(byteCount / 4)), id: ObjectID(deriving: "parts"))
+                let path = "\(directory)/parts"
+                let header = try SpillFile.write(handle, to: path)
+                #expect(header.codec == .raw && ParallelCopy.parts(forByteCount: header.rawByteCount) == min(ProcessInfo.processInfo.activeProcessorCount, 6))
+                let restored = try SpillFile.restore(from: path, into: store, as: ObjectID(deriving: "parts-restored"))
+                #expect(restored.copyBytes() == handle.copyBytes())
+                var bytes = try #require(FileManager.default.contents(atPath: path))
+                bytes[bytes.count - 5] ^= 0x40
+                try bytes.write(to: URL(fileURLWithPath: path))
+                #expect(throws: MaterializeError.self) { try SpillFile.restore(from: path, into: store, as: ObjectID(deriving: "parts-damaged")) }
+                do { _ = try SpillFile.read(at: path); Issue.record("a damaged file read back") } catch let error as MaterializeError { #expect(error.code == .corruptedFile, "\(error)") }
+            }
+        }
+    }
+
     @Test func anEmptyValueSpillsAndRestores() throws {
         try withStore { store in
             try withTemporaryDirectory { directory in

@@ -11,6 +11,26 @@ extension TrainingConfig: StoreValue {}
 
 /// Typed values: tensors are zero-copy views; bytes, strings and Codable values are copies.
 @Suite struct TypedValueTests {
+    /// Large copies go through `ParallelCopy` (split over the cores): the bytes come out exact
+    /// at sizes around its threshold and at sizes that are no whole number of pages.
+    @Test func largeCopiesAreExact() throws {
+        for byteCount in [ParallelCopy.threshold - 1, ParallelCopy.threshold, (9 << 20) + 13, (17 << 20) + 4095] {
+            let source = (0..<byteCount).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 7) }
+            var target = [UInt8](repeating: 0, count: byteCount + 8)
+            source.withUnsafeBytes { from in target.withUnsafeMutableBytes { ParallelCopy.copy(to: $0, from: from) } }
+            #expect(Array(target[0..<byteCount]) == source && target[byteCount...].allSatisfy { $0 == 0 }, "\(byteCount) bytes")
+        }
+        try withStore(capacity: 64 << 20) { store in
+            let bytes = (0..<((9 << 20) + 7)).map { UInt8(truncatingIfNeeded: $0 % 251) }
+            let copied = try store.put(bytes, id: ObjectID(deriving: "big-bytes")).copyBytes()
+            #expect(copied == bytes)
+            let floats = (0..<((5 << 20) + 3)).map { Float($0 % 1000) }
+            let tensor = try store.put(Tensor(floats), id: ObjectID(deriving: "big-tensor"))
+            let read = try store.get(tensor.id, as: Tensor<Float>.self)
+            #expect(Array(read) == floats)
+        }
+    }
+
     @Test func tensorWrittenInPlaceIsReadAsAView() throws {
         try withStore { store in
             let id = ObjectID.random()

@@ -1,3 +1,4 @@
+import Dispatch
 import ObjectStore
 
 /// Writing and reading spill files: one self-describing record per value (`SpillFileHeader`
@@ -224,6 +225,32 @@ public enum SpillFile {
         return (header, value)
     }
 
+    /// Reads a raw payload of `byteCount` bytes into `destination` in `parts` ranges at once
+    /// (Dispatch's threads); the first error, if any, is thrown.
+    static func readInParts(_ parts: Int, _ byteCount: Int, from source: some _SpillSource, into destination: UnsafeMutableRawBufferPointer) throws(MaterializeError) {
+        let part = (byteCount / parts) & ~4095
+        // Each part writes its own slot and its own range of `destination`.
+        let failures = UnsafeMutableBufferPointer<MaterializeError?>.allocate(capacity: parts)
+        failures.initialize(repeating: nil)
+        defer { failures.deinitialize(); failures.deallocate() }
+        nonisolated(unsafe) let slots = failures
+        nonisolated(unsafe) let target = destination
+        DispatchQueue.concurrentPerform(iterations: parts) { index in
+            let start = index * part
+            let end = index == parts - 1 ? byteCount : start + part
+            var offset = start
+            while offset < end {
+                let chunk = UnsafeMutableRawBufferPointer(rebasing: target[offset..<min(end, offset + ioChunkByteCount)])
+                do throws(MaterializeError) { try source.readExactly(into: chunk, at: SpillFileHeader.byteCount + offset) } catch {
+                    slots[index] = error
+                    return
+                }
+                offset += chunk.count
+            }
+        }
+        if let failure = failures.compactMap({ $0 }).first { throw failure }
+    }
+
     /// Decodes the payload into `destination` (exactly `rawByteCount` bytes), verifying both
     /// checksums and the decompressed length.
     static func decodePayload(_ header: SpillFileHeader, from source: some _SpillSource, into destination: UnsafeMutableRawBufferPointer) throws(MaterializeError) {
@@ -234,12 +261,20 @@ public enum SpillFile {
         let payloadChecksum = _Checksum()
         switch header.codec {
         case .raw:
-            var offset = 0
-            while offset < header.rawByteCount {
-                let chunk = UnsafeMutableRawBufferPointer(rebasing: destination[offset..<min(header.rawByteCount, offset + ioChunkByteCount)])
-                try source.readExactly(into: chunk, at: SpillFileHeader.byteCount + offset)
-                payloadChecksum.update(UnsafeRawBufferPointer(chunk))
-                offset += chunk.count
+            let parts = ParallelCopy.parts(forByteCount: header.rawByteCount)
+            if parts > 1 {
+                // A large raw payload: its parts are read at the same time (copies out of the
+                // page cache, one per core), then checksummed in one pass.
+                try readInParts(parts, header.rawByteCount, from: source, into: destination)
+                payloadChecksum.update(UnsafeRawBufferPointer(destination))
+            } else {
+                var offset = 0
+                while offset < header.rawByteCount {
+                    let chunk = UnsafeMutableRawBufferPointer(rebasing: destination[offset..<min(header.rawByteCount, offset + ioChunkByteCount)])
+                    try source.readExactly(into: chunk, at: SpillFileHeader.byteCount + offset)
+                    payloadChecksum.update(UnsafeRawBufferPointer(chunk))
+                    offset += chunk.count
+                }
             }
             guard payloadChecksum.value == header.payloadChecksum else { throw corrupted("has a corrupted payload (checksum mismatch)") }
         case .lz4Frame:
@@ -319,7 +354,7 @@ public enum SpillFile {
 import SystemPackage
 
 /// Where a spill file's bytes come from.
-protocol _SpillSource {
+protocol _SpillSource: Sendable {
     var path: String { get }
     var byteCount: Int { get }
     /// Reads exactly `buffer.count` bytes at `offset`, or throws `.truncatedFile`.

@@ -44,7 +44,7 @@ public struct StoreEncoding {
     public static func copying(_ bytes: [UInt8]) -> StoreEncoding {
         StoreEncoding(byteCount: bytes.count) { span in
             bytes.withUnsafeBytes { source in
-                span.withUnsafeMutableBytes { $0.copyMemory(from: source) }
+                span.withUnsafeMutableBytes { ParallelCopy.copy(to: $0, from: source) }
             }
         }
     }

@@ -153,7 +153,7 @@ extension Tensor: StoreValue {
         return StoreEncoding(byteCount: layout.total) { span in
             span.withUnsafeMutableBytes { bytes in
                 Self.writeHeader(shape: shape, into: bytes)
-                (bytes.baseAddress! + layout.dataOffset).copyMemory(from: base, byteCount: scalarByteCount)
+                ParallelCopy.copy(to: bytes.baseAddress! + layout.dataOffset, from: base, byteCount: scalarByteCount)
             }
         }
     }
