@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: demo test test-tsan deps bench clean
+.PHONY: demo test test-tsan deps bench peers clean
 
 # System packages a fresh Debian machine lacks: liblz4 (spill-file compression) and libxxhash
 # (spill-file checksums) for the Materialize module.
@@ -45,6 +45,11 @@ test-tsan:
 # Benchmarks (release build, ordo-one/benchmark): see Benchmarks/README.md.
 bench: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+
+# The peers of `dataflow bench --peers ray,numpy` (python/bench_peers.py): NumPy comes with
+# `deps`; this adds Ray (ray[default], the version the Ray tests use).
+peers: deps
+	RAY_LOCAL_VERSION=2.60.0 Scripts/ray-local.sh install
 
 clean:
 	rm -rf .build .build-tsan Benchmarks/.build

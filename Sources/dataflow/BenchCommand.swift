@@ -50,6 +50,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Scratch directory for the disk cases' files (default: a new directory under the system's temporary directory).", valueName: "dir"))
     var scratch: String?
 
+    @Option(parsing: .unconditional, help: ArgumentHelp("Also run the chain (and ray.put) through peers in the same run: ray, numpy (python/bench_peers.py; a peer that is missing is skipped with a note).", valueName: "peers"))
+    var peers: String?
+
     @Option(parsing: .unconditional, help: .hidden)
     var workerExecutable: String?
 
@@ -57,6 +60,7 @@ struct BenchCommand: AsyncParsableCommand {
     struct Plan {
         var settings: BenchSettings
         var cases: [any BenchCase]
+        var peers: [String]
     }
 
     func validate() throws {
@@ -90,7 +94,11 @@ struct BenchCommand: AsyncParsableCommand {
         for pattern in patterns where BenchCases.select(all, matching: [pattern]).isEmpty {
             throw .invalidOption(option: "--cases", value: pattern, reason: "matches no case (cases: \(all.map(\.name).joined(separator: ", ")))")
         }
-        return Plan(settings: settings, cases: BenchCases.select(all, matching: patterns))
+        let peerNames = peers.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+        for peer in peerNames where !BenchPeers.known.contains(peer) {
+            throw .invalidOption(option: "--peers", value: peer, reason: "not a peer (\(BenchPeers.known.joined(separator: ", ")))")
+        }
+        return Plan(settings: settings, cases: BenchCases.select(all, matching: patterns), peers: peerNames)
     }
 
     func run() async throws {
@@ -122,7 +130,14 @@ struct BenchCommand: AsyncParsableCommand {
                 results.append(BenchResult(benchCase: benchCase.name, bytes: bytes, samples: samples, unit: benchCase.unit))
             }
         }
-        let report = BenchReport(machine: .current(), settings: plan.settings, results: results)
+        var notes: [String] = []
+        for peer in plan.peers {
+            if progress { FileHandle.standardError.write(Data("bench: peer \(peer)...\n".utf8)) }
+            let (peerResults, peerNotes) = await BenchPeers.run(peer, settings: plan.settings)
+            results += peerResults
+            notes += peerNotes
+        }
+        let report = BenchReport(machine: .current(), settings: plan.settings, results: results, notes: notes)
         if let output {
             try createDirectory(output, option: "--output")
             try write(report.csv(), to: "\(output)/results.csv")

@@ -7,16 +7,19 @@ struct BenchReport: Sendable {
     var machine: MachineInfo
     var settings: BenchSettings
     var results: [BenchResult]
+    /// Notes for people: peers that were skipped, and why.
+    var notes: [String] = []
 
     /// The JSON document: `{"machine": {...}, "results": [{"case", "bytes", "median_seconds", "p90_seconds", "runs"}, ...]}`.
     func json() throws -> String {
         struct Document: Encodable {
             var machine: MachineInfo
             var results: [BenchResult]
+            var notes: [String]
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(Document(machine: machine, results: results)), as: UTF8.self)
+        return String(decoding: try encoder.encode(Document(machine: machine, results: results, notes: notes)), as: UTF8.self)
     }
 
     /// `case,bytes,median_seconds,p90_seconds,max_seconds,runs`, one line per result.
@@ -48,6 +51,10 @@ struct BenchReport: Sendable {
         if !ratios.isEmpty {
             out += "\nmemory passing against disk passing, end to end (disk median ÷ memory median; the issue's target is ≥ 10× for a 3-stage chain of 512MiB):\n" + ratios.joined()
         }
+        let peers = peerLines()
+        if !peers.isEmpty || !notes.isEmpty {
+            out += "\nours beside the peers, in the same run (ours ÷ theirs; below 1 is faster):\n" + peers.joined() + notes.map { "  note: \($0)\n" }.joined()
+        }
         let resume = resumeLines()
         if !resume.isEmpty {
             out += "\nre-runs with --resume against the first run, in the same bench run:\n" + resume.joined()
@@ -68,9 +75,25 @@ struct BenchReport: Sendable {
         case "task/overhead-fanout", "baseline/taskgroup", "slurm/fanout-jobs", "slurm/fanout-array": return "task"
         case "slurm/raw-jobs", "slurm/raw-array", "ray/raw-jobs": return "job"
         case "ray/fanout", "ray/fanout[unaware]": return "task"
+        case "peer/ray-put": return "put"
         case "task/overhead-chain", "baseline/task-chain": return "hop"
         default: return result.unit == .operation ? (result.benchCase.hasPrefix("store/get") ? "get" : result.benchCase.hasPrefix("store/put") ? "put" : "copy") : "run"
         }
+    }
+
+    /// Our cases against the peers' at each size: put by copy against `ray.put`, the chain
+    /// through the store against Ray's object store, and through files against NumPy's.
+    func peerLines() -> [String] {
+        var lines: [String] = []
+        let pairs = [("store/put-copy", "peer/ray-put", " (goal ≤ 1)"), ("pass/memory-local", "peer/ray-chain", ""),
+                     ("pass/memory-processes", "peer/ray-chain", ""), ("pass/disk", "peer/numpy-chain", "")]
+        for (ours, theirs, goal) in pairs {
+            for peer in results where peer.benchCase == theirs {
+                guard let own = results.first(where: { $0.benchCase == ours && $0.bytes == peer.bytes }) else { continue }
+                lines.append("  \(ours) ÷ \(theirs) at \(ByteSize.human(peer.bytes)): \(String(format: "%.2f", own.medianSeconds / peer.medianSeconds)) (\(Format.seconds(own.medianSeconds)) vs \(Format.seconds(peer.medianSeconds)))\(goal)\n")
+            }
+        }
+        return lines
     }
 
     /// The resumed demo runs against the first run, at each size.

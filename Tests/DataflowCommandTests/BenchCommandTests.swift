@@ -59,7 +59,7 @@ import Testing
         let report = try await command.execute(progress: false)
         let json = try report.json()
         let document = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        #expect(Set(document.keys) == ["machine", "results"])
+        #expect(Set(document.keys) == ["machine", "results", "notes"])
         let machine = try #require(document["machine"] as? [String: Any])
         for key in ["cpu_count", "memory_bytes", "os", "swift_version", "hostname", "date"] {
             #expect(machine[key] != nil, "machine lacks \(key)")
@@ -109,5 +109,22 @@ import Testing
         let result = try #require(report.results.first)
         #expect(result.benchCase == "store/get-cross-process")
         #expect(result.runs == 2 && result.medianSeconds > 0 && result.medianSeconds < 0.001)
+    }
+
+    /// `--peers numpy` runs the chain through NumPy files in the same run (python/bench_peers.py):
+    /// its results sit beside ours, with the ratio in the table. Without NumPy it is a note
+    /// (under CI, where `.ci/run` installs Ray and with it NumPy, it must run).
+    @Test func aPeerRunsInTheSameBenchRun() async throws {
+        let command = try BenchCommand.parse(["--sizes", "64KiB", "--runs", "2", "--stages", "2", "--cases", "pass/disk", "--peers", "numpy"])
+        let report = try await command.execute(progress: false)
+        let peer = report.results.first { $0.benchCase == "peer/numpy-chain" }
+        if let peer {
+            #expect(peer.bytes == 64 << 10 && peer.runs == 2 && peer.medianSeconds > 0)
+            #expect(report.table().contains("pass/disk ÷ peer/numpy-chain at 64 KiB"))
+        } else {
+            #expect(ProcessInfo.processInfo.environment["CI"] != "true", "no NumPy peer under CI: \(report.notes)")
+            #expect(report.notes.contains { $0.contains("peer numpy: skipped") }, "\(report.notes)")
+        }
+        #expect(throws: (any Error).self) { try BenchCommand.parse(["--peers", "dask"]) }
     }
 }
