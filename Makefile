@@ -5,8 +5,9 @@ export DEBIAN_FRONTEND := noninteractive
 .PHONY: demo test test-tsan deps bench peers clean
 
 # System packages a fresh Debian machine lacks: liblz4 (spill-file compression) and libxxhash
-# (spill-file checksums) for the Materialize module.
-SYSTEM_PACKAGES := liblz4-dev libxxhash-dev
+# (spill-file checksums) for the Materialize module, and librsvg2-bin (rsvg-convert: the tests
+# render the bench figures).
+SYSTEM_PACKAGES := liblz4-dev libxxhash-dev librsvg2-bin
 deps:
 	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
 	  echo "installing $(SYSTEM_PACKAGES)"; apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; fi

@@ -5,7 +5,7 @@ import Materialize
 
 /// `dataflow bench`: disk passing against memory passing, with baselines, store, task-overhead
 /// and spill cases. Prints a table (with the memory-vs-disk ratios), or one JSON document;
-/// `--output DIR` also writes results.csv and results.svg.
+/// `--output DIR` also writes results.csv and the figures passing.svg and overheads.svg.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -44,7 +44,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Output format: text (a table) or json (one document on standard output).")
     var format: OutputFormat = .text
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Also write results.csv and results.svg to this directory.", valueName: "dir"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Also write results.csv and the figures passing.svg (files against the store, by size) and overheads.svg (task costs against bare Swift) to this directory.", valueName: "dir"))
     var output: String?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Scratch directory for the disk cases' files (default: a new directory under the system's temporary directory).", valueName: "dir"))
@@ -141,9 +141,11 @@ struct BenchCommand: AsyncParsableCommand {
         if let output {
             try createDirectory(output, option: "--output")
             try write(report.csv(), to: "\(output)/results.csv")
-            let title = "dataflow bench: \(report.machine.cpuCount) cores, \(report.machine.hostname), \(report.machine.date), \(plan.settings.stages) stages"
-            try write(BenchChart(results: results, title: title).svg(), to: "\(output)/results.svg")
-            if progress { FileHandle.standardError.write(Data("bench: wrote \(output)/results.csv and \(output)/results.svg\n".utf8)) }
+            let title = "\(report.machine.cpuCount) cores, \(report.machine.date), \(plan.settings.stages) stages"
+            let figures = BenchFigures(results: results, title: title)
+            try write(figures.passing(), to: "\(output)/passing.svg")
+            try write(figures.overheads(), to: "\(output)/overheads.svg")
+            if progress { FileHandle.standardError.write(Data("bench: wrote \(output)/results.csv, passing.svg and overheads.svg\n".utf8)) }
         }
         return report
     }

@@ -2,7 +2,7 @@ import DataflowCLI
 import Foundation
 
 /// A finished benchmark: the machine, the settings and every result; rendered as a table,
-/// one JSON document, or CSV (and an SVG chart, `BenchChart`).
+/// one JSON document, or CSV (and two SVG figures, `BenchFigures`).
 struct BenchReport: Sendable {
     var machine: MachineInfo
     var settings: BenchSettings

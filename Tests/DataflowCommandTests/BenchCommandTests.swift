@@ -85,9 +85,12 @@ import Testing
         let csv = try String(contentsOfFile: "\(output)/results.csv", encoding: .utf8)
         #expect(csv.hasPrefix("case,bytes,median_seconds,p90_seconds,max_seconds,runs\n"))
         #expect(csv.split(separator: "\n").count == 1 + results.count)
-        let svg = try String(contentsOfFile: "\(output)/results.svg", encoding: .utf8)
-        #expect(svg.contains("<svg") && svg.hasSuffix("</svg>\n"))
-        #expect(svg.contains("pass/memory-local") && svg.contains("value size") && svg.contains("<polyline"))
+        let passing = try String(contentsOfFile: "\(output)/passing.svg", encoding: .utf8)
+        #expect(passing.contains("<svg") && passing.hasSuffix("</svg>\n"))
+        #expect(passing.contains("256 KiB per value") || passing.contains("256KiB per value"), "one group per size")
+        #expect(passing.contains("pass/memory-local") && passing.contains("faster than pass/disk") || passing.contains("slower than pass/disk"))
+        #expect(FileManager.default.fileExists(atPath: "\(output)/overheads.svg"))
+        try BenchFiguresRenderingTests.render("\(output)/passing.svg")
 
         let table = report.table()
         #expect(table.contains("pass/memory-local vs pass/disk"))
@@ -126,5 +129,61 @@ import Testing
             #expect(report.notes.contains { $0.contains("peer numpy: skipped") }, "\(report.notes)")
         }
         #expect(throws: (any Error).self) { try BenchCommand.parse(["--peers", "dask"]) }
+    }
+}
+
+/// The figures render: `rsvg-convert` (Debian's librsvg2-bin, installed by `make test`) turns
+/// each into a PNG, so a broken SVG fails here. Without `rsvg-convert` the check is skipped with
+/// a note (under CI it must run).
+@Suite struct BenchFiguresRenderingTests {
+    static let converter = ["/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    /// Renders `svg` to a PNG next to it and checks the PNG.
+    static func render(_ svg: String) throws {
+        guard let converter else {
+            #expect(ProcessInfo.processInfo.environment["CI"] != "true", "rsvg-convert is missing under CI (apt-get install librsvg2-bin)")
+            print("note: rsvg-convert is not installed (apt-get install librsvg2-bin); \(svg) was not rendered")
+            return
+        }
+        let png = svg + ".png"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: converter)
+        process.arguments = ["--format", "png", "--output", png, svg]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "rsvg-convert \(svg): \(message)")
+        let bytes = try #require(FileManager.default.contents(atPath: png))
+        #expect(bytes.count > 1000 && Array(bytes.prefix(4)) == [0x89, 0x50, 0x4E, 0x47], "not a PNG: \(svg)")
+    }
+
+    @Test func bothFiguresRenderWithEveryCaseTheyDraw() throws {
+        var results: [BenchResult] = []
+        for (bytes, scale) in [(64 << 20, 1.0), (512 << 20, 8.0)] {
+            for (name, seconds) in [
+                ("pass/disk", 0.30), ("peer/numpy-chain", 0.26), ("pass/memory-local[always]", 0.12), ("pass/memory-processes[always]", 0.14),
+                ("pass/memory-local", 0.017), ("pass/memory-processes", 0.016), ("peer/ray-chain", 0.23),
+            ] {
+                results.append(BenchResult(benchCase: name, bytes: bytes, samples: [seconds * scale], unit: .run))
+            }
+        }
+        for (name, seconds) in [("task/overhead-fanout", 3.4e-6), ("baseline/taskgroup", 1.5e-6), ("task/overhead-chain", 6.7e-6), ("baseline/task-chain", 0.8e-6)] {
+            results.append(BenchResult(benchCase: name, bytes: 8, samples: [seconds], unit: .operation))
+        }
+        let figures = BenchFigures(results: results, title: "2 cores, <test> & \"quotes\"")
+        let directory = NSTemporaryDirectory() + "dataflow-figures-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let passing = figures.passing(), overheads = figures.overheads()
+        #expect(passing.contains("17.6× faster than pass/disk"), "the speed-up is written on the figure")
+        #expect(passing.contains("&lt;test&gt; &amp; &quot;quotes&quot;"))
+        for name in BenchFigures.passingCases.map(\.name) { #expect(passing.contains(">\(name)<"), "\(name) is drawn") }
+        #expect(overheads.contains("2.3× the floor") && overheads.contains("8.4× the floor"), "\(overheads)")
+        for (name, svg) in [("passing", passing), ("overheads", overheads)] {
+            try svg.write(toFile: "\(directory)/\(name).svg", atomically: true, encoding: .utf8)
+            try Self.render("\(directory)/\(name).svg")
+        }
     }
 }
