@@ -85,7 +85,11 @@ import Testing
             let workers = pool.idleWorkerPIDs
             #expect(workers.count == 2)
             for pid in workers {
-                let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
+                // Read to the end (a /proc file says its size is 0; under ThreadSanitizer the
+                // list is long, and a single read returns only its start).
+                let file = try #require(FileHandle(forReadingAtPath: "/proc/\(pid)/maps"))
+                let maps = String(decoding: try file.readToEnd() ?? Data(), as: UTF8.self)
+                try file.close()
                 #expect(maps.contains(store.name), "worker \(pid) has not mapped store '\(store.name)'")
             }
             var options = RunOptions(workdir: directory, store: store)
@@ -164,7 +168,11 @@ import Testing
             let segment = "/dev/shm/dataflow.\(run.store.name)"
             #expect(pool.idleWorkerPIDs.count == 2)
             for pid in pool.idleWorkerPIDs {
-                let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
+                // Read to the end (a /proc file says its size is 0; under ThreadSanitizer the
+                // list is long, and a single read returns only its start).
+                let file = try #require(FileHandle(forReadingAtPath: "/proc/\(pid)/maps"))
+                let maps = String(decoding: try file.readToEnd() ?? Data(), as: UTF8.self)
+                try file.close()
                 #expect(!maps.contains(segment), "worker \(pid) still maps \(segment)")
             }
             // Still warm: the next run uses the same workers.
