@@ -84,4 +84,17 @@ import Testing
             #expect(failure?.message.contains("recomputeLimit") == true, "\(failure?.message ?? "")")
         }
     }
+
+    /// The cluster suites' lineage test: the chain with its consumer on `executor` (a batch
+    /// engine whose jobs read files), the value the job reads damaged before the job starts.
+    static func checkALostInputOfAJobIsRecomputed(executor: any Executor, runID: String) async throws {
+        try await withWorkdir { workdir in
+            let options = options(workdir: workdir, runID: runID, executor: executor)
+            let run = try await LineageWorkflows.lossChain(.corruptSpillFile, workdir: workdir).run(options)
+            #expect(try run.result(named: "total", as: Double.self) == LineageWorkflows.expectedTotal)
+            let events = try RunLog.read(at: "\(workdir)/runs/\(runID)/run.jsonl")
+            #expect(events.filter { $0.kind == .recompute }.compactMap(\.task) == ["scale", "make"])
+            #expect(events.filter { $0.kind == .attempt && $0.task == "total" }.compactMap(\.outcome) == [.error, .succeeded])
+        }
+    }
 }

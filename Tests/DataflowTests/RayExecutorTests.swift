@@ -226,18 +226,11 @@ struct RayExecutorTests {
             #expect(events.first { $0.task == "source" }?.value?.reason.contains("cannot reach the store") == true)
         }
     }
+
     /// Lineage on the cluster: the value a Ray job reads is lost before the job starts (its
     /// exchange file damaged): the job finds it lost, and its producer runs again.
     @Test func aLostInputOfAJobIsRecomputed() async throws {
-        try await withWorkdir { workdir in
-            var options = LineageTests.options(workdir: workdir, runID: "ray-lineage-\(getpid())", executor: try RayTestCluster.executor(.init(reachesStore: false)))
-            options.executors["here"] = LocalExecutor()
-            let run = try await LineageWorkflows.lossChain(.corruptSpillFile, workdir: workdir).run(options)
-            #expect(try run.result(named: "total", as: Double.self) == LineageWorkflows.expectedTotal)
-            let events = try RunLog.read(at: "\(workdir)/runs/\(options.runID!)/run.jsonl")
-            #expect(events.filter { $0.kind == .recompute }.compactMap(\.task) == ["scale", "make"])
-            #expect(events.filter { $0.kind == .attempt && $0.task == "total" }.compactMap(\.outcome) == [.error, .succeeded])
-        }
+        try await LineageTests.checkALostInputOfAJobIsRecomputed(executor: try RayTestCluster.executor(.init(reachesStore: false)), runID: "ray-lineage-\(getpid())")
     }
 }
 
