@@ -32,9 +32,10 @@ extension Workflow {
         // A resumed run that runs nothing needs room for the results it restores only (making
         // a store costs time in proportion to its capacity: tmpfs pages are reserved up front).
         var capacity = options.storeCapacityBytes
-        if options.resume && ownsStore,
-            let needed = bytesToRestoreIfNothingRuns(runID: runID, workdir: options.workdir, rerun: options.rerun, definitions: definitions, isRequested: isRequested)
-        {
+        let planner = options.resume
+            ? resumePlanner(runID: runID, workdir: options.workdir, rerun: options.rerun, definitions: definitions, isRequested: isRequested)
+            : nil
+        if let planner, ownsStore, let needed = bytesToRestoreIfNothingRuns(planner) {
             capacity = min(capacity, needed + needed / 4 + (16 << 20))
         }
         let store: SharedObjectStore
@@ -67,9 +68,7 @@ extension Workflow {
         }
         spill.startBackgroundSpilling()
         defer { spill.stopBackgroundSpilling() }
-        let resumed = options.resume
-            ? resumedTasks(runID: runID, workdir: options.workdir, rerun: options.rerun, definitions: definitions, isRequested: isRequested, store: store)
-            : [_ResumedTask?](repeating: nil, count: nodes.count)
+        let resumed = planner.map { resumedTasks($0, runID: runID, store: store) } ?? [_ResumedTask?](repeating: nil, count: nodes.count)
         // Each executor the run uses hears that it starts, and that it ended (then, if the
         // store ends with the run, no worker may keep its memory mapped).
         var started: [_ExecutorPlan.Entry] = []
