@@ -38,8 +38,9 @@ let package = Package(
         ),
         // The store mutex's lock with a short spin first (a C atomic load and the CPU's pause).
         .target(name: "CStoreLock"),
-        // posix_spawn's glibc extensions (a session of its own, a working directory) for Dataflow.
-        .target(name: "CSpawn"),
+        // What Dataflow's Internals/Syscalls.swift needs from C: posix_spawn's and memfd_create's glibc
+        // extensions, and atomic words in memory shared with worker processes.
+        .target(name: "CDataflowSystem"),
         // The system's liblz4 and libxxhash (installed by `make deps` / .ci/run).
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
@@ -52,7 +53,7 @@ let package = Package(
         // Workflow graph, planner, scheduler, executors (built on ObjectStore and Materialize).
         .target(
             name: "Dataflow",
-            dependencies: ["ObjectStore", "Materialize", "CSpawn", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ObjectStore", "Materialize", "CDataflowSystem", .product(name: "Logging", package: "swift-log")],
             swiftSettings: internalChecks
         ),
 

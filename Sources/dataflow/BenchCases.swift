@@ -21,6 +21,7 @@ enum BenchCases {
         cases += [
             StorePutCopy(), StoreGetSameProcess(), StoreGetCrossProcess(),
             TaskGroupBaseline(), TaskOverheadFanout(), TaskChainBaseline(), TaskOverheadChain(),
+            WorkerPingPongBaseline(), TaskOverheadChainProcesses(),
             SpillWrite(), SpillRestore(),
         ]
         return cases + SlurmCases.all() + RayCases.all() + ResumeCases.all()
@@ -30,6 +31,7 @@ enum BenchCases {
     /// and its floors. They print no size or throughput.
     static func measuresTaskOverhead(_ name: String) -> Bool {
         name.hasPrefix("task/") || name.hasPrefix("slurm/") || name.hasPrefix("ray/") || name == "baseline/taskgroup" || name == "baseline/task-chain"
+            || name == "baseline/worker-pingpong"
     }
 
     /// The cases whose names match one of `patterns`: an exact name, a prefix ending in `/`

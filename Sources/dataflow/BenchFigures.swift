@@ -61,17 +61,18 @@ struct BenchFigures {
         var groups: [Group] = []
         for (ours, floor, heading) in [
             ("task/overhead-fanout", "baseline/taskgroup", "per task of a fan-out"), ("task/overhead-chain", "baseline/task-chain", "per hop of a chain"),
+            ("task/overhead-chain-processes", "baseline/worker-pingpong", "per hop between worker processes"),
         ] {
             var bars: [Bar] = []
             let floorSeconds = results.first { $0.benchCase == floor }?.medianSeconds
-            if let floorSeconds { bars.append(Bar(label: floor + " (bare Swift)", seconds: floorSeconds, note: Format.seconds(floorSeconds), color: "#bdbdbd")) }
+            if let floorSeconds { bars.append(Bar(label: floor + (floor == "baseline/worker-pingpong" ? " (the bare round trip)" : " (bare Swift)"), seconds: floorSeconds, note: Format.seconds(floorSeconds), color: "#bdbdbd")) }
             if let seconds = results.first(where: { $0.benchCase == ours })?.medianSeconds {
                 let note = Format.seconds(seconds) + (floorSeconds.map { String(format: " · %.1f× the floor", seconds / $0) } ?? "")
                 bars.append(Bar(label: ours, seconds: seconds, note: note, color: "#1f77b4"))
             }
             if !bars.isEmpty { groups.append(Group(title: heading, bars: bars)) }
         }
-        return Self.draw(title: "What a task costs, against bare Swift tasks — \(title)", groups: groups)
+        return Self.draw(title: "What a task and a hop cost, against their floors — \(title)", groups: groups)
     }
 
     private func median(_ name: String, _ bytes: Int) -> Double? {

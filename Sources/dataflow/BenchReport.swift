@@ -76,7 +76,8 @@ struct BenchReport: Sendable {
         case "slurm/raw-jobs", "slurm/raw-array", "ray/raw-jobs": return "job"
         case "ray/fanout", "ray/fanout[unaware]": return "task"
         case "peer/ray-put": return "put"
-        case "task/overhead-chain", "baseline/task-chain": return "hop"
+        case "task/overhead-chain", "baseline/task-chain", "task/overhead-chain-processes": return "hop"
+        case "baseline/worker-pingpong": return "round trip"
         default: return result.unit == .operation ? (result.benchCase.hasPrefix("store/get") ? "get" : result.benchCase.hasPrefix("store/put") ? "put" : "copy") : "run"
         }
     }

@@ -75,12 +75,25 @@ enum BenchWorkflows {
         return workflow
     }
 
-    /// The workflow a name made by `chain` or `fanout` stands for; nil for any other name.
+    /// `bench-hops-<n>`: a chain of n trivial tasks, each adding one to its input (the workflow
+    /// of `task/overhead-chain-processes`, rebuilt by name in the workers).
+    static func hops(count: Int) -> Workflow {
+        let workflow = Workflow("bench-hops-\(count)")
+        var previous = workflow.task("hop-0") { 0 }
+        for index in 1..<max(count, 1) { previous = workflow.task("hop-\(index)", previous) { (x: Int) in x + 1 } }
+        return workflow
+    }
+
+    /// The workflow a name made by `chain`, `fanout`, `slurmFanout` or `hops` stands for; nil for
+    /// any other name.
     static func make(named name: String) -> Workflow? {
         let parts = name.split(separator: "-").map(String.init)
         if parts.count == 5, parts[0] == "bench", parts[1] == "chain", let count = Int(parts[2]), let stages = Int(parts[3]),
             let policy = MaterializationPolicy(rawValue: parts[4]) {
             return chain(count: count, stages: stages, policy: policy)
+        }
+        if parts.count == 3, parts[0] == "bench", parts[1] == "hops", let count = Int(parts[2]), count >= 1 {
+            return hops(count: count)
         }
         if parts.count == 4, parts[0] == "bench", parts[1] == "slurm", parts[2] == "fanout", let count = Int(parts[3]) {
             return slurmFanout(count: count)

@@ -48,6 +48,9 @@ struct ProcessesRunner: WorkflowRunner {
         }
     }
 
+    /// The bench's one pool.
+    static func sharedPool() throws -> ProcessExecutor { try pool.get() }
+
     func prepare(store: SharedObjectStore, scratch: String) async throws {
         // The workers map the store and prefault it before the first timed run, as the bench
         // prefaults its own mapping (`BenchStore`): otherwise the first run alone pays for the

@@ -101,3 +101,51 @@ struct TaskChainBaseline: BenchCase {
         return samples
     }
 }
+
+/// `task/overhead-chain-processes`: the chain of `task/overhead-chain` on the process executor
+/// (warm workers, attached to the store before the timed runs), so that every hop goes from the
+/// scheduler to a worker process and back; seconds per hop. Up to 2,000 hops
+/// (`BenchSettings.chainTasks` caps it).
+struct TaskOverheadChainProcesses: BenchCase {
+    let name = "task/overhead-chain-processes"
+    let unit = BenchUnit.operation
+    func sizes(_ settings: BenchSettings) -> [Int] { [MemoryLayout<Int>.size] }
+
+    static func hopCount(_ settings: BenchSettings) -> Int { max(1, min(settings.chainTasks, 2_000)) }
+
+    func measure(bytes: Int, _ settings: BenchSettings) async throws -> [Double] {
+        let count = Self.hopCount(settings)
+        let workflow = BenchWorkflows.hops(count: count)
+        let bench = try BenchStore(valueBytes: 1 << 20, liveValues: 1, maxObjects: 4096)
+        defer { bench.remove() }
+        let runner = ProcessesRunner()
+        try await runner.prepare(store: bench.store, scratch: settings.scratchDirectory)
+        var samples: [Double] = []
+        for _ in 0..<settings.runs {
+            let seconds = try await runner.timedRun(workflow, store: bench.store, scratch: settings.scratchDirectory, results: ["hop-\(count - 1)"])
+            samples.append(seconds / Double(count))
+        }
+        return samples
+    }
+}
+
+/// `baseline/worker-pingpong`: the floor under `task/overhead-chain-processes`: round trips
+/// between this process and one warm worker of the same pool through the same channel, with an
+/// empty request the worker answers at once (`ProcessExecutor.measureRoundTrips`); seconds per
+/// round trip, as many as that case has hops.
+struct WorkerPingPongBaseline: BenchCase {
+    let name = "baseline/worker-pingpong"
+    let unit = BenchUnit.operation
+    func sizes(_ settings: BenchSettings) -> [Int] { [MemoryLayout<Int>.size] }
+
+    func measure(bytes: Int, _ settings: BenchSettings) async throws -> [Double] {
+        let pool = try ProcessesRunner.sharedPool()
+        try pool.start()
+        _ = try await pool.measureRoundTrips(100)  // warm
+        var samples: [Double] = []
+        for _ in 0..<settings.runs {
+            samples.append(try await pool.measureRoundTrips(TaskOverheadChainProcesses.hopCount(settings)))
+        }
+        return samples
+    }
+}

@@ -99,6 +99,8 @@ final class _RunEnvironment: Sendable {
     let memoryWaitSeconds: Double
     /// Inputs attempts found lost.
     let lostInputs = _LostInputs()
+    /// The root of the run's spill directories (the parent of the spill manager's).
+    let spillRoot: String
 
     init(nodes: [_TaskNode], runID: String, store: SharedObjectStore, spill: SpillManager, materializer: Materializer,
          runDirectory: RunDirectory, workflowName: String, defaultPolicy: MaterializationPolicy, memoryWaitSeconds: Double) {
@@ -111,6 +113,7 @@ final class _RunEnvironment: Sendable {
         self.workflowName = workflowName
         self.defaultPolicy = defaultPolicy
         self.memoryWaitSeconds = memoryWaitSeconds
+        self.spillRoot = (spill.directory as NSString).deletingLastPathComponent
     }
 }
 
@@ -149,7 +152,7 @@ struct _AttemptContext: Sendable {
     /// makes). The log file counts if it exists.
     func report(_ outcome: AttemptOutcome, _ output: _AttemptOutput?, _ message: String?, bytesIn: Int = 0, start: Date) -> _AttemptReport {
         let logPath = runDirectory.attemptLogPath(task: node.name, attempt: attempt)
-        let written = FileManager.default.fileExists(atPath: logPath)
+        let written = _Sys.pathExists(logPath)
         return _AttemptReport(
             index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: start, end: Date(),
             bytesIn: bytesIn, logPath: written ? logPath : "", logWritten: written)

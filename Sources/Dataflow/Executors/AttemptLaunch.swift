@@ -53,7 +53,7 @@ public struct AttemptLaunch: Sendable {
     /// How long producing the output or restoring an input may wait for room in the store.
     public var memoryWaitSeconds: Double { context.environment.memoryWaitSeconds }
     /// The root of the run's spill directories (workers attached to the store spill there too).
-    public var spillRoot: String { (context.spill.directory as NSString).deletingLastPathComponent }
+    public var spillRoot: String { context.environment.spillRoot }
 
     // MARK: Running here
 

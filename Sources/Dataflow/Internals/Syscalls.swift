@@ -1,4 +1,4 @@
-import CSpawn
+import CDataflowSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -89,6 +89,9 @@ enum _Sys {
 
     static func unlink(_ path: String) { _ = Glibc.unlink(path) }
 
+    /// Whether something exists at `path` (`access(F_OK)`: one system call, no path rewriting).
+    static func pathExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
     /// Writes `bytes` to a new file at `path` (mode 0600, replacing one), `fsync`s and closes it:
     /// once this returns true, the bytes survive a crash of this node and any reader that opens
     /// the file after (on NFS too: close-to-open) sees all of them.
@@ -158,6 +161,52 @@ enum _Sys {
         }
         return true
     }
+
+    // MARK: Memory shared with worker processes
+
+    /// An anonymous file in memory of `bytes` zero bytes (`memfd_create`, close-on-exec), to be
+    /// mapped by this process and a child given its descriptor.
+    static func makeMemoryFile(name: String, bytes: Int) -> Result<Int32, _Errno> {
+        let fd = dataflow_memfd_create(name)
+        guard fd >= 0 else { return .failure(.current) }
+        while ftruncate(fd, off_t(bytes)) != 0 {
+            if errno == EINTR { continue }
+            let error = _Errno.current
+            _ = Glibc.close(fd)
+            return .failure(error)
+        }
+        return .success(fd)
+    }
+
+    /// Maps `bytes` of the file `fd` refers to, shared and writable.
+    static func mapShared(_ fd: Int32, bytes: Int) -> Result<UnsafeMutableRawPointer, _Errno> {
+        let address = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        guard let address, address != MAP_FAILED else { return .failure(.current) }
+        return .success(address)
+    }
+
+    static func unmap(_ address: UnsafeMutableRawPointer, bytes: Int) { _ = munmap(address, bytes) }
+
+    /// Empties the file `fd` refers to (its size becomes 0) and moves its offset to the start.
+    static func truncateToEmpty(_ fd: Int32) {
+        while ftruncate(fd, 0) != 0 && errno == EINTR {}
+        _ = lseek(fd, 0, SEEK_SET)
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset` of `fd` (0 at end of file), retrying EINTR.
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Result<Int, _Errno> {
+        while true {
+            let count = pread(fd, buffer.baseAddress, buffer.count, off_t(offset))
+            if count >= 0 { return .success(count) }
+            if errno != EINTR { return .failure(.current) }
+        }
+    }
+
+    /// Sequentially consistent load and store of a word another process maps too.
+    static func loadWord(_ word: UnsafeMutablePointer<UInt32>) -> UInt32 { dataflow_word_load(word) }
+    static func storeWord(_ word: UnsafeMutablePointer<UInt32>, _ value: UInt32) { dataflow_word_store(word, value) }
+    static func loadWord(_ word: UnsafeMutablePointer<UInt64>) -> UInt64 { dataflow_word64_load(word) }
+    static func storeWord(_ word: UnsafeMutablePointer<UInt64>, _ value: UInt64) { dataflow_word64_store(word, value) }
 
     // MARK: Processes
 
@@ -259,4 +308,6 @@ enum _Sys {
     static func parentProcessID() -> pid_t { getppid() }
     static func flushStandardStreams() { fflush(nil) }
     static func yield() { sched_yield() }
+    /// Sleeps the calling thread (a thread of its own, never one of Swift's concurrency pool).
+    static func sleep(seconds: Double) { usleep(useconds_t(max(0, seconds) * 1e6)) }
 }

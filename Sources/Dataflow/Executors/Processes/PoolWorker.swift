@@ -13,9 +13,11 @@ struct _PoolRequest: Codable, Sendable {
     var prefaultStore: Bool
 }
 
-/// The worker side of a `ProcessExecutor`: reads requests from fd 3, runs each task with its
-/// standard output and error going to the attempt's log file, and writes a `WorkerResult` to
-/// fd 4 (messages as in `WireFormat.swift`). Stores stay attached between tasks (that is what makes the worker warm).
+/// The worker side of a `ProcessExecutor`: takes requests from its `_WorkerChannel` (fd 6;
+/// large ones and rings on fd 3), runs each task with its standard output and error going to an
+/// `_OutputCapture` (fd 5) and then its log file, and posts a `WorkerResult` back (messages as in
+/// `WireFormat.swift`; large replies and rings on fd 4). Stores stay attached between tasks (that
+/// is what makes the worker warm).
 ///
 /// - Note: Not thread-safe; it is the worker process's main loop, one task at a time.
 final class _PoolWorker {
@@ -24,56 +26,94 @@ final class _PoolWorker {
     private var stores: [String: (store: SharedObjectStore, spill: SpillManager?)] = [:]
     private let requestFD: Int32 = 3
     private let replyFD: Int32 = 4
+    /// How long the worker polls for the next request after a reply before it blocks on fd 3:
+    /// in a chain the next task comes within this, and taking it without sleeping saves a
+    /// wake-up of this process per hop.
+    private static let spinNanoseconds: UInt64 = 100_000
 
     init(resolve: @escaping (WorkerSpec) -> Workflow?) {
         self.resolve = resolve
     }
 
-    /// Serves until the request pipe closes (the executor shut down or its process ended).
+    /// Serves until the request stream closes (the executor shut down or its process ended).
     func serve() async {
         // The worker's channels and saved streams are not inherited by processes a task starts:
         // a grandchild holding the reply pipe would hide this worker's death from the parent.
         _Sys.setCloseOnExec(requestFD)
         _Sys.setCloseOnExec(replyFD)
-        let savedOutput = _Sys.duplicateCloseOnExec(STDOUT_FILENO)
-        let savedError = _Sys.duplicateCloseOnExec(STDERR_FILENO)
+        guard let channel = _WorkerChannel.mapWorkerSide(), let capture = _OutputCapture(channel: channel) else {
+            let complaint = "dataflow pool worker \(_Sys.processID()): no channel on fds 5 and 6 (started by something other than a ProcessExecutor?)\n"
+            _ = Array(complaint.utf8).withUnsafeBytes { _Sys.writeAll(STDERR_FILENO, $0) }
+            return
+        }
         guard _PoolHello.wireMessage.withUnsafeBytes({ _Sys.writeAll(replyFD, $0) }) else { return }  // the parent is gone
-        var framer = _WireFramer()
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var stream = _RequestStream(fd: requestFD)
+        var answered: UInt32 = 0
         while true {
+            guard let sequence = waitForRequest(after: answered, channel: channel, stream: &stream) else { return }
+            answered = sequence
             let message: [UInt8]
-            do {
-                guard let next = try framer.next() else {
-                    let count = (try? chunk.withUnsafeMutableBytes { _Sys.read(requestFD, into: $0) }.get()) ?? 0
-                    guard count > 0 else { return }  // the executor closed the channel, or is gone
-                    framer.append(chunk[0..<count])
-                    continue
-                }
+            if let inSlot = channel.takeRequest() {
+                message = inSlot
+            } else {
+                guard let next = stream.nextMessage() else { return }  // too large for the slot: on the stream
                 message = next
-            } catch {
-                return  // not a request stream: stop serving
             }
-            let result: WorkerResult
-            do {
-                if let detach = try _PoolDetachRequest(wire: message) {
-                    // Dropping the store and its spill manager unmaps the segment.
-                    stores[detach.storeName] = nil
-                    result = WorkerResult(outcome: .succeeded, output: nil, message: nil, bytesIn: 0)
-                } else if let request = try _PoolAttachRequest(wire: message) {
-                    result = attach(request.storeName, spillRoot: request.spillRoot, prefault: request.prefault) != nil
-                        ? WorkerResult(outcome: .succeeded, output: nil, message: nil, bytesIn: 0)
-                        : WorkerResult(outcome: .error, output: nil, message: "worker \(_Sys.processID()) cannot attach store '\(request.storeName)'", bytesIn: 0)
-                } else {
-                    result = await run(try _PoolRequest(wire: message), savedOutput: savedOutput, savedError: savedError)
-                }
-            } catch {
-                result = WorkerResult(outcome: .error, output: nil, message: "worker \(_Sys.processID()) could not read its request: \(error)", bytesIn: 0)
+            let reply = await handle(message, capture: capture).wireMessage()
+            if !_WorkerChannel.replyFits(reply) {
+                guard reply.withUnsafeBytes({ _Sys.writeAll(replyFD, $0) }) else { return }  // the parent is gone
             }
-            guard result.wireMessage().withUnsafeBytes({ _Sys.writeAll(replyFD, $0) }) else { return }  // the parent is gone
+            _ = channel.postReply(reply, sequence: sequence)
+            if channel.parentIsSleeping {
+                guard _channelRing.withUnsafeBytes({ _Sys.writeAll(replyFD, $0) }) else { return }
+            }
         }
     }
 
-    private func run(_ request: _PoolRequest, savedOutput: Int32, savedError: Int32) async -> WorkerResult {
+    /// The number of the next request: spins on the channel for a while, then blocks on the
+    /// request stream until the parent rings. Nil when the stream ends.
+    private func waitForRequest(after answered: UInt32, channel: _WorkerChannel, stream: inout _RequestStream) -> UInt32? {
+        let spinUntil = DispatchTime.now().uptimeNanoseconds + Self.spinNanoseconds
+        repeat {
+            let posted = channel.requestSequence
+            if posted != answered { return posted }
+            _Sys.yield()  // (on 2 cores, polling without yielding made hops slower, not faster)
+        } while DispatchTime.now().uptimeNanoseconds < spinUntil
+        while true {
+            channel.setWorkerSleeping(true)
+            let posted = channel.requestSequence
+            if posted != answered {
+                channel.setWorkerSleeping(false)
+                return posted
+            }
+            let open = stream.waitForData()
+            channel.setWorkerSleeping(false)
+            guard open else { return nil }
+        }
+    }
+
+    /// Runs one request: a task, or an attach, detach or ping.
+    private func handle(_ message: [UInt8], capture: _OutputCapture) async -> WorkerResult {
+        do {
+            if _PoolPingRequest.matches(message) {
+                return WorkerResult(outcome: .succeeded, output: nil, message: nil, bytesIn: 0)
+            } else if let detach = try _PoolDetachRequest(wire: message) {
+                // Dropping the store and its spill manager unmaps the segment.
+                stores[detach.storeName] = nil
+                return WorkerResult(outcome: .succeeded, output: nil, message: nil, bytesIn: 0)
+            } else if let request = try _PoolAttachRequest(wire: message) {
+                return attach(request.storeName, spillRoot: request.spillRoot, prefault: request.prefault) != nil
+                    ? WorkerResult(outcome: .succeeded, output: nil, message: nil, bytesIn: 0)
+                    : WorkerResult(outcome: .error, output: nil, message: "worker \(_Sys.processID()) cannot attach store '\(request.storeName)'", bytesIn: 0)
+            } else {
+                return await run(try _PoolRequest(wire: message), capture: capture)
+            }
+        } catch {
+            return WorkerResult(outcome: .error, output: nil, message: "worker \(_Sys.processID()) could not read its request: \(error)", bytesIn: 0)
+        }
+    }
+
+    private func run(_ request: _PoolRequest, capture: _OutputCapture) async -> WorkerResult {
         let spec = request.spec
         guard let workflow = resolve(spec), workflow.index(of: spec.taskName) != nil else {
             return WorkerResult(
@@ -81,27 +121,10 @@ final class _PoolWorker {
                 message: "worker program '\(CommandLine.arguments[0])' has no task '\(spec.taskName)' in workflow '\(spec.workflow ?? "?")'", bytesIn: 0)
         }
         let attached = attach(spec.storeName, spillRoot: request.spillRoot, prefault: request.prefaultStore)
-        // The attempt's standard output and error go to its log file (removed again if empty).
-        let runDirectory = RunDirectory(path: spec.runDirectory)
-        let logsDirectory = runDirectory.logsDirectory
-        let logPath = runDirectory.attemptLogPath(task: spec.taskName, attempt: spec.attempt)
-        var logFD = try? _Sys.openForAppending(logPath).get()
-        if logFD == nil {
-            try? FileManager.default.createDirectory(atPath: logsDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            logFD = try? _Sys.openForAppending(logPath).get()
-        }
-        if let logFD {
-            _Sys.redirect(logFD, to: STDOUT_FILENO)
-            _Sys.redirect(logFD, to: STDERR_FILENO)
-        }
+        // The attempt's standard output and error go to its log file (only if it writes any).
+        capture.begin(logPath: RunDirectory(path: spec.runDirectory).attemptLogPath(task: spec.taskName, attempt: spec.attempt))
         let result = await workflow.executeWorker(spec, attached: attached)
-        _Sys.flushStandardStreams()  // every C stream (Swift's print goes through stdout's buffer)
-        _Sys.redirect(savedOutput, to: STDOUT_FILENO)
-        _Sys.redirect(savedError, to: STDERR_FILENO)
-        if let logFD {
-            if _Sys.fileSize(logFD) == 0 { _Sys.unlink(logPath) }
-            _Sys.close(logFD)
-        }
+        capture.end()
         return result
     }
 
@@ -118,5 +141,40 @@ final class _PoolWorker {
         let entry = (store: store, spill: try? SpillManager(store: store, rootDirectory: spillRoot))
         stores[name] = entry
         return entry
+    }
+}
+
+/// The request stream of a pool worker (fd 3): rings (empty messages), which are dropped, and
+/// requests too large for the channel's slot, kept in order until their turn.
+///
+/// - Note: Not thread-safe; the worker's serving loop owns it.
+struct _RequestStream {
+    let fd: Int32
+    private var framer = _WireFramer()
+    private var requests: [[UInt8]] = []
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// Blocks until something arrives (a ring or a request). False at the end of the stream, or
+    /// when it is not a stream of messages.
+    mutating func waitForData() -> Bool {
+        let count = chunk.withUnsafeMutableBytes { (try? _Sys.read(fd, into: $0).get()) ?? 0 }
+        guard count > 0 else { return false }
+        framer.append(chunk[0..<count])
+        do {
+            while let message = try framer.next() { if !message.isEmpty { requests.append(message) } }
+        } catch {
+            return false
+        }
+        return true
+    }
+
+    /// The next request sent on the stream, waiting for it. Nil if the stream ends first.
+    mutating func nextMessage() -> [UInt8]? {
+        while requests.isEmpty {
+            guard waitForData() else { return nil }
+        }
+        return requests.removeFirst()
     }
 }

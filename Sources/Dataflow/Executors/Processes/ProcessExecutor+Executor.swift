@@ -33,6 +33,8 @@ extension ProcessExecutor: Executor {
             if ending.outcome != .succeeded && ending.message == nil { ending.report.message = "worker \(worker.pid) reported \(record.outcome)" }
             return ending
         case .died(let death):
+            // What the task wrote before it died goes to its log file (it was in memory).
+            worker.salvageOutput(toLogAt: RunDirectory(path: prepared.spec.runDirectory).attemptLogPath(task: prepared.spec.taskName, attempt: prepared.spec.attempt))
             // Objects it was creating are reclaimed and its references released, now.
             _ = try? attempt.store?.reclaimDeadProcesses()
             var ending: AttemptEnding

@@ -2,7 +2,7 @@ import Foundation
 import ObjectStore
 
 /// A pool of warm worker processes: the same executable, started again in worker mode, attached
-/// to the run's store. Tasks go to idle workers (least recently used first); their inputs are
+/// to the run's store. Tasks go to idle workers (most recently used first); their inputs are
 /// passed as object descriptors and their outputs are written in place into the store, so no
 /// payload crosses a pipe: only a JSON line each way.
 ///
@@ -63,7 +63,7 @@ public final class ProcessExecutor: @unchecked Sendable {  // `idle`, `started`,
     public let executablePath: String
 
     private let lock = _AdaptiveLock()
-    /// Live workers waiting for a task, least recently used first.
+    /// Live workers waiting for a task, least recently used first (`acquire` takes the last).
     private var idle: [_WorkerProcess] = []
     /// Workers lent to attempts now, with the stores they must let go of when given back (runs
     /// that ended while they were busy).
@@ -143,6 +143,25 @@ public final class ProcessExecutor: @unchecked Sendable {  // `idle`, `started`,
         }
     }
 
+    /// Makes `count` round trips to one warm worker with an empty request that it answers at
+    /// once, and returns the seconds per round trip: the floor under a hop of a chain on this
+    /// executor (the channel between the processes alone: no task, store, scheduler or run log).
+    /// For benchmarks (`dataflow bench`'s `baseline/worker-pingpong`) and health checks.
+    /// - Throws: `.executor` if no worker can be started or the worker dies meanwhile.
+    public func measureRoundTrips(_ count: Int) async throws(DataflowError) -> Double {
+        let worker = try acquire()
+        defer { release(worker) }
+        let clock = ContinuousClock()
+        let start = clock.now
+        for _ in 0..<max(count, 1) {
+            if case .died(let death) = await worker.run(_PoolPingRequest.wireMessage, timeout: nil) {
+                throw DataflowError(.executor, "worker \(worker.pid) died during a round trip: \(death.status)")
+            }
+        }
+        let elapsed = clock.now - start
+        return (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) / Double(max(count, 1))
+    }
+
     /// Process ids of the idle live workers (for inspection and tests).
     public var idleWorkerPIDs: [Int32] {
         lock.withLock { idle.filter(\.isAlive).map(\.pid) }
@@ -161,11 +180,12 @@ public final class ProcessExecutor: @unchecked Sendable {  // `idle`, `started`,
 
     // MARK: Lending workers to attempts
 
-    /// An idle live worker, least recently used first, or a new one.
+    /// An idle live worker, most recently used first, or a new one. The one that just answered
+    /// is still polling its channel for the next request (and its caches are warm), so a chain
+    /// of tasks stays on it without waking another process.
     func acquire() throws(DataflowError) -> _WorkerProcess {
         let reused = lock.withLock { () -> _WorkerProcess? in
-            while !idle.isEmpty {
-                let worker = idle.removeFirst()
+            while let worker = idle.popLast() {
                 if worker.isAlive {
                     lent[ObjectIdentifier(worker)] = (worker, [])
                     return worker

@@ -246,6 +246,21 @@ struct _PoolAttachRequest: Equatable {
     }
 }
 
+/// The parent asks a pool worker for an empty reply at once, without running anything: the
+/// bare round trip of the channel (`ProcessExecutor.measureRoundTrips(_:)`). The reply is a
+/// `WorkerResult` (`succeeded`).
+enum _PoolPingRequest {
+    /// The first and only byte of a ping message (a task request starts with the format version).
+    static let tag: UInt8 = 0x50
+    static let wireMessage: [UInt8] = {
+        var writer = _WireWriter()
+        writer.u8(tag)
+        return writer.finish()
+    }()
+
+    static func matches(_ message: [UInt8]) -> Bool { message.count == 1 && message[0] == tag }
+}
+
 extension WorkerResult {
     func wireMessage() -> [UInt8] {
         var writer = _WireWriter()

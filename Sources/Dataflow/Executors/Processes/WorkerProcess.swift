@@ -1,19 +1,25 @@
 import Foundation
 import ObjectStore
 
-/// One worker process of a `ProcessExecutor`, seen from the parent: requests go to its fd 3 and
-/// replies come back on its fd 4 (see `WireFormat.swift`), the replies and are read by a thread of our own (a blocking
-/// read must not hold a thread of Swift's concurrency pool). Its standard input is /dev/null;
-/// its standard output and error are ours between tasks and the attempt's log file during one.
+/// One worker process of a `ProcessExecutor`, seen from the parent. Requests and replies go
+/// through a `_WorkerChannel` (shared memory, fd 6 in the worker): the attempt posts its request
+/// and spins on the reply word, so that a quick task's round trip makes no system call and wakes
+/// no thread. The streams are for the rest: fd 3 (a socket; rings for a worker that sleeps, and
+/// requests too large for the slot) and fd 4 (a pipe; the worker's hello, rings for an attempt
+/// that sleeps, large replies, and its end of file when the worker dies), read by a thread of
+/// our own (a blocking read must not hold a thread of Swift's concurrency pool). The worker's
+/// standard input is /dev/null; its standard output and error are ours between tasks and its
+/// `_OutputCapture` (fd 5, a memfd we keep too) during one.
 ///
-/// Ownership: this object owns the pid and both descriptors. The pid is signalled only under
-/// `lock` while `death` is nil, and the reader thread reaps the process under the same lock (it
-/// first waits for the end without reaping), so a signal never reaches a reused pid. The request
-/// descriptor is written and closed only under `writeLock`, so a write never meets a closed (or
-/// reused) descriptor number. The reply descriptor belongs to the reader thread.
+/// Ownership: this object owns the pid, both descriptors, the channel and the capture. The pid
+/// is signalled only under `lock` while `death` is nil, and the reader thread reaps the process
+/// under the same lock (it first waits for the end without reaping), so a signal never reaches a
+/// reused pid. The request descriptor is written and closed only under `writeLock`, so a write
+/// never meets a closed (or reused) descriptor number. The reply descriptor belongs to the
+/// reader thread.
 ///
-/// - Note: Thread-safe: `pending`, `arrived`, `inFlight`, `killReason`, `death` and `sequence`
-///   are guarded by `lock`; `requestsClosed` by `writeLock`.
+/// - Note: Thread-safe: `pending`, `arrived`, `inFlight`, `killReason`, `death`, `sequence` and
+///   the channel's reply slot are guarded by `lock`; `requestsClosed` by `writeLock`.
 ///   One request at a time (the executor lends a worker to one attempt).
 final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded by `lock`
     /// Why the executor killed a worker.
@@ -38,10 +44,14 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     let pid: pid_t
     private let requestFD: Int32
     private let responseFD: Int32
+    private let channel: _WorkerChannel
+    /// The worker's output capture (our descriptor of its fd 5).
+    private let captureFD: Int32
     private let lock = _AdaptiveLock()
     /// The suspended attempt waiting for the reply, if it stopped spinning.
     private var pending: CheckedContinuation<Reply, Never>?
-    /// A reply that arrived while the attempt was still spinning for it.
+    /// A reply that came over the reply pipe (a large one, or the worker's death) while the
+    /// attempt was still spinning for it.
     private var arrived: Reply?
     /// A request is out and its reply not yet taken.
     private var inFlight = false
@@ -57,19 +67,23 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     private let writeLock = NSLock()
     private var requestsClosed = false
 
-    private init(pid: pid_t, requestFD: Int32, responseFD: Int32) {
+    private init(pid: pid_t, requestFD: Int32, responseFD: Int32, channel: _WorkerChannel, captureFD: Int32) {
         self.pid = pid
         self.requestFD = requestFD
         self.responseFD = responseFD
+        self.channel = channel
+        self.captureFD = captureFD
     }
+
+    deinit { _Sys.close(captureFD) }
 
     /// Whether the process is still running (as far as its reply pipe tells).
     var isAlive: Bool { lock.withLock { death == nil } }
 
     // MARK: Starting
 
-    /// Starts `executable arguments...` with fd 3 (requests) and fd 4 (replies) set up, and the
-    /// thread that reads its replies.
+    /// Starts `executable arguments...` with fd 3 (requests), fd 4 (replies), fd 5 (its output
+    /// capture) and fd 6 (the channel) set up, and the thread that reads its reply pipe.
     /// - Throws: `.executor` naming the executable and the failing call.
     static func spawn(executable: String, arguments: [String]) throws(DataflowError) -> _WorkerProcess {
         func failure(_ call: String, _ error: _Errno) -> DataflowError {
@@ -89,6 +103,20 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
             _Sys.close(request.read); _Sys.close(request.write)
             throw failure("pipe", error)
         }
+        let channel: _WorkerChannel
+        switch _WorkerChannel.create() {
+        case .success(let made): channel = made
+        case .failure(let error):
+            _Sys.close(request.read); _Sys.close(request.write); _Sys.close(response.read); _Sys.close(response.write)
+            throw failure("memfd_create (the worker's channel)", error)
+        }
+        let captureFD: Int32
+        switch _Sys.makeMemoryFile(name: "dataflow-worker-output", bytes: 0) {
+        case .success(let made): captureFD = made
+        case .failure(let error):
+            _Sys.close(request.read); _Sys.close(request.write); _Sys.close(response.read); _Sys.close(response.write)
+            throw failure("memfd_create (the worker's output capture)", error)
+        }
         // The child's ends move above 9 first, so that placing them at 3 and 4 cannot clobber
         // one with the other.
         let childRequest = try? _Sys.duplicate(request.read, atLeast: 10).get()
@@ -100,7 +128,7 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
             if let childResponse { _Sys.close(childResponse) }
         }
         guard let childRequest, let childResponse else {
-            _Sys.close(request.write); _Sys.close(response.read)
+            _Sys.close(request.write); _Sys.close(response.read); _Sys.close(captureFD)
             throw failure("fcntl(F_DUPFD_CLOEXEC)", .current)
         }
         // The worker's environment marks it as one (see `ProcessExecutor.workerEnvironmentVariable`);
@@ -112,16 +140,18 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
             executable: executable, arguments: [executable] + arguments, environment: environment,
             actions: [
                 .duplicate(source: childRequest, target: 3), .duplicate(source: childResponse, target: 4),
+                .duplicate(source: captureFD, target: _OutputCapture.workerDescriptor),
+                .duplicate(source: channel.descriptor, target: _WorkerChannel.workerDescriptor),
                 .open(path: "/dev/null", target: 0, flags: O_RDONLY, mode: 0),
             ],
             workingDirectory: nil, newSession: false)
         {
         case .success(let spawned): pid = spawned
         case .failure(let error):
-            _Sys.close(request.write); _Sys.close(response.read)
+            _Sys.close(request.write); _Sys.close(response.read); _Sys.close(captureFD)
             throw failure("posix_spawn", error)
         }
-        let worker = _WorkerProcess(pid: pid, requestFD: request.write, responseFD: response.read)
+        let worker = _WorkerProcess(pid: pid, requestFD: request.write, responseFD: response.read, channel: channel, captureFD: captureFD)
         let reader = Thread { worker.readReplies() }
         reader.name = "dataflow-worker-\(pid)"
         reader.start()
@@ -144,8 +174,8 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
         }
         if let early { return early }
         return await withTaskCancellationHandler {
-            if !send(request) {
-                // The pipe broke: the worker is dying; its reader reports how it ended.
+            if !post(request, number: number) {
+                // The stream broke: the worker is dying; its reader reports how it ended.
                 kill(.brokenPipe, ifRequest: number)
             }
             if let timeout {
@@ -153,18 +183,19 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
             }
             let spinUntil = DispatchTime.now().uptimeNanoseconds + Self.spinNanoseconds
             repeat {
-                if let reply = takeArrived() { return reply }
+                if let reply = lock.withLock({ takeReply(number) }) { return reply }
                 _Sys.yield()
             } while DispatchTime.now().uptimeNanoseconds < spinUntil
             return await withCheckedContinuation { (continuation: CheckedContinuation<Reply, Never>) in
                 let reply = lock.withLock { () -> Reply? in
-                    if let reply = arrived {
-                        arrived = nil
-                        inFlight = false
-                        return reply
-                    }
+                    if let reply = takeReply(number) { return reply }
                     pending = continuation
-                    return nil
+                    // Then look again: the worker rings only if it sees this word set, and it
+                    // may have posted the reply just before (both stores come before both loads).
+                    channel.setParentSleeping(true)
+                    guard let reply = takeReply(number) else { return nil }
+                    pending = nil
+                    return reply
                 }
                 if let reply { continuation.resume(returning: reply) }
             }
@@ -173,17 +204,50 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
         }
     }
 
-    /// The reply, if it arrived while the attempt spun.
-    private func takeArrived() -> Reply? {
-        lock.withLock {
-            guard let reply = arrived else { return nil }
-            arrived = nil
-            inFlight = false
-            return reply
+    /// Posts request `number` on the channel, ringing the worker if it sleeps, and sends it on
+    /// the stream if it is too large for the slot. False if the stream is closed or broke.
+    private func post(_ request: [UInt8], number: Int) -> Bool {
+        writeLock.withLock {
+            guard !requestsClosed else { return false }
+            let inSlot = channel.postRequest(request, sequence: UInt32(truncatingIfNeeded: number))
+            if channel.workerIsSleeping, !_channelRing.withUnsafeBytes({ _Sys.sendAll(requestFD, $0) }) { return false }
+            return inSlot || request.withUnsafeBytes { _Sys.sendAll(requestFD, $0) }
         }
     }
 
-    /// Hands a reply to the attempt: resumes it if it is suspended, else leaves it for its spin.
+    /// The reply to request `number` if it is there: on the channel, or delivered by the reader
+    /// thread (a large reply, or the worker's death). Under `lock`.
+    /// A reply the worker posted stands even if it died right after.
+    private func takeReply(_ number: Int) -> Reply? {
+        guard inFlight, number == sequence else { return nil }
+        if channel.hasReply(to: UInt32(truncatingIfNeeded: number)), let message = channel.takeReply() {
+            guard let result = try? WorkerResult(wire: message) else {
+                // Not our protocol: stop the worker; its reader reports it dead.
+                if death == nil { _Sys.kill(pid, SIGKILL) }
+                return nil
+            }
+            arrived = nil
+            inFlight = false
+            return .result(result)
+        }
+        guard let reply = arrived else { return nil }
+        arrived = nil
+        inFlight = false
+        return reply
+    }
+
+    /// The reader thread got a ring: hands the channel's reply to the suspended attempt.
+    private func deliverFromChannel() {
+        let (continuation, reply) = lock.withLock { () -> (CheckedContinuation<Reply, Never>?, Reply?) in
+            guard let waiting = pending, let reply = takeReply(sequence) else { return (nil, nil) }
+            pending = nil
+            return (waiting, reply)
+        }
+        if let continuation, let reply { continuation.resume(returning: reply) }
+    }
+
+    /// Hands a reply from the reply pipe to the attempt: resumes it if it is suspended, else
+    /// leaves it for its spin.
     private func deliver(_ reply: Reply) {
         let continuation = lock.withLock { () -> CheckedContinuation<Reply, Never>? in
             guard inFlight else { return nil }  // nobody asked (a stray reply): dropped
@@ -198,6 +262,12 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
         continuation?.resume(returning: reply)
     }
 
+    /// After the worker died in a task: appends what the task wrote that is not yet in its log
+    /// file (the worker copies its capture there only when the task ends, or after a second).
+    func salvageOutput(toLogAt logPath: String) {
+        _OutputCapture.appendUncopied(capture: captureFD, channel: channel, toLogAt: logPath)
+    }
+
     /// Kills the worker for `reason` if it is still running request `number` (any, if nil).
     /// Under `lock`, while it is not reaped: the pid cannot have been reused.
     func kill(_ reason: KillReason, ifRequest number: Int?) {
@@ -205,14 +275,6 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
             guard death == nil, inFlight, number == nil || number == sequence else { return }
             if reason != .brokenPipe { killReason = reason }
             _Sys.kill(pid, SIGKILL)
-        }
-    }
-
-    /// Writes one message to the worker's request pipe. False if the pipe is closed or broke.
-    func send(_ message: [UInt8]) -> Bool {
-        writeLock.withLock {
-            guard !requestsClosed else { return false }
-            return message.withUnsafeBytes { _Sys.sendAll(requestFD, $0) }
         }
     }
 
@@ -243,6 +305,10 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
                         // The first message must be the worker's hello.
                         guard message == _PoolHello.message else { throw _WireError(description: "no hello") }
                         greeted = true
+                        continue
+                    }
+                    if message.isEmpty {  // a ring: the reply is on the channel
+                        deliverFromChannel()
                         continue
                     }
                     result = try WorkerResult(wire: message)
@@ -277,6 +343,7 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
         }
         _Sys.close(responseFD)
         closeRequests()
+        deliverFromChannel()  // a reply posted just before it died stands
         deliver(.died(ended))
     }
 
