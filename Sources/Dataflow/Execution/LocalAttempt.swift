@@ -149,10 +149,13 @@ struct _AttemptContext: Sendable {
     }
 
     /// A report of this attempt, launched at `start` and ending now (for endings an executor
-    /// makes). The log file counts if it exists.
-    func report(_ outcome: AttemptOutcome, _ output: _AttemptOutput?, _ message: String?, bytesIn: Int = 0, start: Date) -> _AttemptReport {
+    /// makes). The log file counts if it exists (`logWritten`, when the worker said so; else
+    /// it is looked for).
+    func report(
+        _ outcome: AttemptOutcome, _ output: _AttemptOutput?, _ message: String?, bytesIn: Int = 0, start: Date, logWritten: Bool? = nil
+    ) -> _AttemptReport {
         let logPath = runDirectory.attemptLogPath(task: node.name, attempt: attempt)
-        let written = _Sys.pathExists(logPath)
+        let written = logWritten ?? _Sys.pathExists(logPath)
         return _AttemptReport(
             index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: start, end: Date(),
             bytesIn: bytesIn, logPath: written ? logPath : "", logWritten: written)
@@ -164,7 +167,7 @@ struct _AttemptContext: Sendable {
     func ending(from record: WorkerResult, start: Date) async -> AttemptEnding {
         guard record.outcome == .succeeded else {
             if let position = record.lostInput { environment.lostInputs.note(index: index, attempt: attempt, position: position) }
-            return AttemptEnding(report(record.outcome, nil, record.message ?? "the worker reported \(record.outcome)", bytesIn: record.bytesIn, start: start))
+            return AttemptEnding(report(record.outcome, nil, record.message ?? "the worker reported \(record.outcome)", bytesIn: record.bytesIn, start: start, logWritten: record.logWritten))
         }
         switch record.output {
         case .object(let descriptor)?:
@@ -173,21 +176,21 @@ struct _AttemptContext: Sendable {
                 do { handle = try store.get(descriptor) } catch {
                     handle = try await spill.get(descriptor.id, waitingForRoomUpTo: environment.memoryWaitSeconds)
                 }
-                return AttemptEnding(report(.succeeded, _AttemptOutput(handle), nil, bytesIn: record.bytesIn, start: start))
+                return AttemptEnding(report(.succeeded, _AttemptOutput(handle), nil, bytesIn: record.bytesIn, start: start, logWritten: record.logWritten))
             } catch {
-                return AttemptEnding(report(.error, nil, "reading the worker's output \(descriptor.id): \(error)", bytesIn: record.bytesIn, start: start))
+                return AttemptEnding(report(.error, nil, "reading the worker's output \(descriptor.id): \(error)", bytesIn: record.bytesIn, start: start, logWritten: record.logWritten))
             }
         case .file(let path)?:
             let outputID = _attemptOutputID(runID: runID, taskName: node.name, attempt: attempt)
             do {
                 let handle = try SpillFile.restore(from: path, into: store, as: outputID)
                 try? FileManager.default.removeItem(atPath: path)
-                return AttemptEnding(report(.succeeded, _AttemptOutput(handle), nil, bytesIn: record.bytesIn, start: start))
+                return AttemptEnding(report(.succeeded, _AttemptOutput(handle), nil, bytesIn: record.bytesIn, start: start, logWritten: record.logWritten))
             } catch {
-                return AttemptEnding(report(.error, nil, "reading the worker's output file '\(path)': \(error)", bytesIn: record.bytesIn, start: start))
+                return AttemptEnding(report(.error, nil, "reading the worker's output file '\(path)': \(error)", bytesIn: record.bytesIn, start: start, logWritten: record.logWritten))
             }
         case nil:
-            return AttemptEnding(report(.error, nil, "the worker succeeded but named no output", bytesIn: record.bytesIn, start: start))
+            return AttemptEnding(report(.error, nil, "the worker succeeded but named no output", bytesIn: record.bytesIn, start: start, logWritten: record.logWritten))
         }
     }
 

@@ -68,13 +68,17 @@ public struct WorkerResult: Codable, Sendable, Equatable {
     /// The position of an input the worker found lost (gone from the store, its file missing
     /// or damaged): the driver then recomputes that input's producer.
     public var lostInput: Int?
+    /// Whether the attempt's log file has something in it, when the worker knows (a pool worker
+    /// does); nil when the driver must look (a worker whose output an engine sends to the file).
+    public var logWritten: Bool?
 
-    public init(outcome: AttemptOutcome, output: Output?, message: String?, bytesIn: Int, lostInput: Int? = nil) {
+    public init(outcome: AttemptOutcome, output: Output?, message: String?, bytesIn: Int, lostInput: Int? = nil, logWritten: Bool? = nil) {
         self.outcome = outcome
         self.output = output
         self.message = message
         self.bytesIn = bytesIn
         self.lostInput = lostInput
+        self.logWritten = logWritten
     }
 }
 
@@ -151,7 +155,8 @@ extension Workflow {
     /// `spec.resultPath` (also returned). Never throws: every failure is an outcome.
     @discardableResult
     public func runWorker(_ spec: WorkerSpec) async -> WorkerResult {
-        let result = await executeWorker(spec)
+        var result = await executeWorker(spec)
+        result.logWritten = nil  // the engine sends the process's output to the log file too
         _writeAttemptRecord(result, to: spec.resultPath)
         return result
     }
@@ -242,10 +247,10 @@ extension Workflow {
             node, inputs: inputs, context: context, spill: attached?.store === store ? attached?.spill : nil,
             memoryWaitSeconds: memoryWaitSeconds, holdingSmallValues: true)
         guard outcome == .succeeded, let handle = output?.handle else {
-            return WorkerResult(outcome: outcome, output: nil, message: message, bytesIn: bytesIn)
+            return WorkerResult(outcome: outcome, output: nil, message: message, bytesIn: bytesIn, logWritten: sink.wroteAnything)
         }
         if privateStoreName == nil {
-            return WorkerResult(outcome: .succeeded, output: .object(handle.descriptor), message: nil, bytesIn: bytesIn)
+            return WorkerResult(outcome: .succeeded, output: .object(handle.descriptor), message: nil, bytesIn: bytesIn, logWritten: sink.wroteAnything)
         }
         // No shared store: the output goes to the run directory as a spill file.
         let path = runDirectory.exchangeOutputPath(task: node.name, attempt: spec.attempt)

@@ -74,6 +74,12 @@ public struct AttemptLaunch: Sendable {
     /// `resultPath` is where the worker writes its attempt record.
     /// - Throws: `.store` naming the input that cannot be read or written.
     public func prepare() async throws(DataflowError) -> PreparedAttempt {
+        try await prepare(withRecordPath: true)
+    }
+
+    /// `prepare()`, with an empty `resultPath` when `withRecordPath` is false (the process
+    /// executor's workers answer on their channel and write no record).
+    func prepare(withRecordPath: Bool) async throws(DataflowError) -> PreparedAttempt {
         let directory = runDirectory
         var inputs: [WorkerSpec.Input] = []
         var held: [ObjectHandle] = []
@@ -96,7 +102,8 @@ public struct AttemptLaunch: Sendable {
         }
         var spec = WorkerSpec(
             runID: runID, taskName: taskName, attempt: attempt, storeName: reachesStore ? context.store.name : nil,
-            inputs: inputs, runDirectory: directory.path, resultPath: directory.attemptRecordPath(task: taskName, attempt: attempt))
+            inputs: inputs, runDirectory: directory.path,
+            resultPath: withRecordPath ? directory.attemptRecordPath(task: taskName, attempt: attempt) : "")
         spec.workflow = workflowName
         spec.timeoutSeconds = timeoutSeconds
         spec.memoryWaitSeconds = memoryWaitSeconds

@@ -202,6 +202,9 @@ enum _Sys {
         }
     }
 
+    /// Whether `count` bytes at `left` and `right` are the same (`memcmp`).
+    static func equalBytes(_ left: UnsafeRawPointer, _ right: UnsafeRawPointer, count: Int) -> Bool { memcmp(left, right, count) == 0 }
+
     /// Sequentially consistent load and store of a word another process maps too.
     static func loadWord(_ word: UnsafeMutablePointer<UInt32>) -> UInt32 { dataflow_word_load(word) }
     static func storeWord(_ word: UnsafeMutablePointer<UInt32>, _ value: UInt32) { dataflow_word_store(word, value) }

@@ -31,7 +31,9 @@ final class _OutputCapture: @unchecked Sendable {  // `task`, `taskBegan`, `logP
     private var task = false
     /// When the current task began (`DispatchTime` nanoseconds).
     private var taskBegan: UInt64 = 0
-    private var logPath: String?
+    /// The running task's log file, made into a path only when it is needed (most tasks write
+    /// nothing).
+    private var log: (runDirectory: String, task: String, attempt: Int)?
     /// The log file once the task's output goes straight to it; -1 before.
     private var logFD: Int32 = -1
 
@@ -56,36 +58,47 @@ final class _OutputCapture: @unchecked Sendable {  // `task`, `taskBegan`, `logP
         watcher.start()
     }
 
-    /// A task whose log file is `logPath` begins (no system call).
-    func begin(logPath: String) {
+    /// Attempt `attempt` of task `task` of the run in `runDirectory` begins (no system call).
+    func begin(runDirectory: String, task name: String, attempt: Int) {
         let now = DispatchTime.now().uptimeNanoseconds
         lock.withLock {
             task = true
             taskBegan = now
-            self.logPath = logPath
+            log = (runDirectory, name, attempt)
         }
     }
 
+    /// The running task's log file. Under `lock`.
+    private var logPath: String? {
+        log.map { RunDirectory(path: $0.runDirectory).attemptLogPath(task: $0.task, attempt: $0.attempt) }
+    }
+
     /// The task ended: appends what it wrote (if anything) to its log file and empties the
-    /// capture. A log file that stayed empty is removed.
-    func end() {
+    /// capture. A log file that stayed empty is removed. Returns whether the log file has what
+    /// the task wrote (false if it wrote nothing).
+    @discardableResult
+    func end() -> Bool {
         _Sys.flushStandardStreams()  // every C stream (Swift's print goes through stdout's buffer)
-        lock.withLock {
+        return lock.withLock { () -> Bool in
             task = false
-            defer { self.logPath = nil }
-            guard let logPath else { return }
+            defer { log = nil }
+            if logFD < 0, log != nil, (_Sys.fileSize(Self.workerDescriptor) ?? 0) == 0 { return false }  // the common case: nothing written
+            guard let logPath else { return false }
             let captured: Int
+            let logHasOutput: Bool
             if logFD >= 0 {
                 // Live: back to the capture; only what was written during the switch is left.
                 _Sys.redirect(Self.workerDescriptor, to: STDOUT_FILENO)
                 _Sys.redirect(Self.workerDescriptor, to: STDERR_FILENO)
                 channel.captureCopied = Self.copy(capture: Self.workerDescriptor, from: channel.captureCopied, to: logFD)
                 captured = channel.captureCopied
-                if _Sys.fileSize(logFD) == 0 { _Sys.unlink(logPath) }
+                logHasOutput = (_Sys.fileSize(logFD) ?? 0) > 0
+                if !logHasOutput { _Sys.unlink(logPath) }
                 _Sys.close(logFD)
                 logFD = -1
             } else {
                 captured = Self.appendUncopied(capture: Self.workerDescriptor, channel: channel, toLogAt: logPath)
+                logHasOutput = channel.captureCopied > 0
             }
             if captured > 0 {
                 // Emptied before the copied count is reset: a parent that reads them in between
@@ -93,6 +106,7 @@ final class _OutputCapture: @unchecked Sendable {  // `task`, `taskBegan`, `logP
                 _Sys.truncateToEmpty(Self.workerDescriptor)
                 channel.captureCopied = 0
             }
+            return logHasOutput
         }
     }
 

@@ -24,6 +24,7 @@ final class _PoolWorker {
     /// The workflow a request's task belongs to (built on first use by the program's factory).
     private let resolve: (WorkerSpec) -> Workflow?
     private var stores: [String: (store: SharedObjectStore, spill: SpillManager?)] = [:]
+    private var requests = _PoolRequestDecoder()
     private let requestFD: Int32 = 3
     private let replyFD: Int32 = 4
     /// How long the worker polls for the next request after a reply before it blocks on fd 3:
@@ -106,7 +107,7 @@ final class _PoolWorker {
                     ? WorkerResult(outcome: .succeeded, output: nil, message: nil, bytesIn: 0)
                     : WorkerResult(outcome: .error, output: nil, message: "worker \(_Sys.processID()) cannot attach store '\(request.storeName)'", bytesIn: 0)
             } else {
-                return await run(try _PoolRequest(wire: message), capture: capture)
+                return await run(try requests.decode(message), capture: capture)
             }
         } catch {
             return WorkerResult(outcome: .error, output: nil, message: "worker \(_Sys.processID()) could not read its request: \(error)", bytesIn: 0)
@@ -115,16 +116,17 @@ final class _PoolWorker {
 
     private func run(_ request: _PoolRequest, capture: _OutputCapture) async -> WorkerResult {
         let spec = request.spec
-        guard let workflow = resolve(spec), workflow.index(of: spec.taskName) != nil else {
+        guard let workflow = resolve(spec) else {
             return WorkerResult(
                 outcome: .error, output: nil,
                 message: "worker program '\(CommandLine.arguments[0])' has no task '\(spec.taskName)' in workflow '\(spec.workflow ?? "?")'", bytesIn: 0)
         }
         let attached = attach(spec.storeName, spillRoot: request.spillRoot, prefault: request.prefaultStore)
         // The attempt's standard output and error go to its log file (only if it writes any).
-        capture.begin(logPath: RunDirectory(path: spec.runDirectory).attemptLogPath(task: spec.taskName, attempt: spec.attempt))
-        let result = await workflow.executeWorker(spec, attached: attached)
-        capture.end()
+        capture.begin(runDirectory: spec.runDirectory, task: spec.taskName, attempt: spec.attempt)
+        var result = await workflow.executeWorker(spec, attached: attached)
+        let captured = capture.end()
+        result.logWritten = captured || result.logWritten == true  // so the parent need not look
         return result
     }
 

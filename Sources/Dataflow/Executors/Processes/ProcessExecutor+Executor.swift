@@ -20,11 +20,11 @@ extension ProcessExecutor: Executor {
     public func run(_ attempt: AttemptLaunch) async -> AttemptEnding {
         if attempt.isShell { return await attempt.runHere() }
         let prepared: PreparedAttempt
-        do { prepared = try await attempt.prepare() } catch { return attempt.ending(.error, message: error.message) }
+        do { prepared = try await attempt.prepare(withRecordPath: false) } catch { return attempt.ending(.error, message: error.message) }
         let request = _PoolRequest(spec: prepared.spec, spillRoot: attempt.spillRoot, prefaultStore: options.prefaultStore)
         let worker: _WorkerProcess
         do { worker = try acquire() } catch { return attempt.ending(.error, message: error.message) }
-        let reply = await worker.run(request.wireMessage(), timeout: attempt.timeoutSeconds)
+        let reply = await worker.run(request.wireMessage(runPart: runParts.runPart(of: request)), timeout: attempt.timeoutSeconds)
         release(worker)
         defer { withExtendedLifetime(prepared) {} }  // the inputs stay held until the worker is done with them
         switch reply {
@@ -57,6 +57,7 @@ extension ProcessExecutor: Executor {
 
     /// Idle workers let go of the run's store when the run made it (it is removed next).
     public func runEnded(_ run: ExecutorRun) async {
+        runParts.forget(runID: run.runID)
         if run.storeEndsWithRun { await detachWorkers(fromStore: run.store.name) }
     }
 }

@@ -69,6 +69,8 @@ public final class ProcessExecutor: @unchecked Sendable {  // `idle`, `started`,
     /// that ended while they were busy).
     private var lent: [ObjectIdentifier: (worker: _WorkerProcess, detach: Set<String>)] = [:]
     private var closed = false
+    /// The run's part of each run's requests, encoded once.
+    let runParts = _RunPartCache()
 
     /// - Throws: `.invalidOption` for a worker count below 1 or an executable that is not there;
     ///   `.executor` in a process started as a pool worker (see `workerEnvironmentVariable`).

@@ -23,6 +23,11 @@ struct _WireWriter {
         withUnsafeBytes(of: UInt32(utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
         bytes.append(contentsOf: utf8)
     }
+    /// A UInt32 byte count, then `value` as it is.
+    mutating func bytes(_ value: [UInt8]) {
+        withUnsafeBytes(of: UInt32(value.count).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: value)
+    }
     mutating func optionalString(_ value: String?) {
         u8(value == nil ? 0 : 1)
         if let value { string(value) }
@@ -68,6 +73,23 @@ struct _WireReader {
     mutating func optionalString() throws(_WireError) -> String? {
         try u8() == 0 ? nil : try string()
     }
+    /// The string, or `candidate` itself if it has the same bytes.
+    mutating func string(reusing candidate: String?) throws(_WireError) -> String {
+        guard var candidate else { return try string() }
+        let range = try bytesRange()
+        if candidate.withUTF8({ _sameBytes(bytes[range], $0) }) { return candidate }
+        return String(decoding: bytes[range], as: UTF8.self)
+    }
+    /// Where the next UInt32-counted run of bytes lies in the message (and skips it).
+    mutating func bytesRange() throws(_WireError) -> Range<Int> {
+        guard offset + 4 <= bytes.count else { throw _WireError(description: "message cut short at byte \(offset)") }
+        var count = 0
+        for index in 0..<4 { count |= Int(bytes[offset + index]) << (8 * index) }
+        offset += 4
+        guard offset + count <= bytes.count else { throw _WireError(description: "a field of \(count) bytes overruns the message") }
+        defer { offset += count }
+        return offset..<offset + count
+    }
 }
 
 /// Splits a byte stream into length-prefixed messages.
@@ -90,7 +112,17 @@ struct _WireFramer {
     }
 }
 
-private let wireVersion: UInt8 = 2
+private let wireVersion: UInt8 = 4
+
+/// Whether `slice` holds exactly `bytes` (one `memcmp`).
+func _sameBytes(_ slice: ArraySlice<UInt8>, _ bytes: some Collection<UInt8>) -> Bool {
+    guard slice.count == bytes.count else { return false }
+    guard !slice.isEmpty else { return true }
+    return slice.withUnsafeBytes { left in
+        bytes.withContiguousStorageIfAvailable { right in _Sys.equalBytes(left.baseAddress!, UnsafeRawPointer(right.baseAddress!), count: left.count) }
+            ?? left.elementsEqual(bytes)
+    }
+}
 
 extension ObjectDescriptor {
     fileprivate func write(to writer: inout _WireWriter) {
@@ -103,27 +135,43 @@ extension ObjectDescriptor {
         writer.string(typeTag)
     }
 
-    fileprivate init(reading reader: inout _WireReader) throws(_WireError) {
+    /// `storeNameLikely`: the name it probably has, taken as is when the bytes say so (no new
+    /// string).
+    fileprivate init(reading reader: inout _WireReader, storeNameLikely: String? = nil) throws(_WireError) {
         self.init(
-            storeName: try reader.string(), id: ObjectID(high: try reader.u64(), low: try reader.u64()), generation: try reader.u64(),
-            payloadOffset: try reader.int(), byteCount: try reader.int(), typeTag: try reader.string())
+            storeName: try reader.string(reusing: storeNameLikely), id: ObjectID(high: try reader.u64(), low: try reader.u64()),
+            generation: try reader.u64(), payloadOffset: try reader.int(), byteCount: try reader.int(), typeTag: try reader.string())
     }
 }
 
 extension _PoolRequest {
-    func wireMessage() -> [UInt8] {
+    // A task request is the format version, then the run's part (what every attempt of a run
+    // shares: a byte count, then run id, workflow, store, run directory, spill root, memory
+    // wait), then the attempt's part. The parent encodes a run's part once
+    // (`ProcessExecutor.requestRunPart`) and a worker decodes it once (`_PoolRequestDecoder`):
+    // most of a request's strings are there.
+
+    /// The run's part of the message, without its byte count.
+    func runPart() -> [UInt8] {
         var writer = _WireWriter()
-        writer.u8(wireVersion)
         writer.string(spec.runID)
         writer.optionalString(spec.workflow)
-        writer.string(spec.taskName)
-        writer.int(spec.attempt)
         writer.optionalString(spec.storeName)
         writer.string(spec.runDirectory)
-        writer.string(spec.resultPath)
         writer.string(spillRoot)
-        writer.u8(prefaultStore ? 1 : 0)
         writer.int(spec.memoryWaitSeconds.map { Int(min($0, 1e9) * 1000) } ?? -1)
+        return Array(writer.finish().dropFirst(4))
+    }
+
+    /// The framed message. `runPart`: this request's `runPart()`, if the caller has it already.
+    func wireMessage(runPart: [UInt8]? = nil) -> [UInt8] {
+        var writer = _WireWriter()
+        writer.u8(wireVersion)
+        writer.bytes(runPart ?? self.runPart())
+        writer.string(spec.taskName)
+        writer.int(spec.attempt)
+        writer.string(spec.resultPath)
+        writer.u8(prefaultStore ? 1 : 0)
         writer.int(spec.timeoutSeconds.map { Int(min($0, 1e12) * 1e6) } ?? -1)
         writer.int(spec.inputs.count)
         for input in spec.inputs {
@@ -140,35 +188,103 @@ extension _PoolRequest {
     }
 
     init(wire message: [UInt8]) throws(_WireError) {
+        var decoder = _PoolRequestDecoder()
+        self = try decoder.decode(message)
+    }
+}
+
+/// The encoded run's part of the requests of the runs a `ProcessExecutor` serves, so that an
+/// attempt encodes only its own part.
+///
+/// - Note: Thread-safe: `LockedValue`.
+final class _RunPartCache: Sendable {
+    private struct Entry {
+        var runID: String
+        var workflow: String?
+        var storeName: String?
+        var runDirectory: String
+        var spillRoot: String
+        var memoryWaitSeconds: Double?
+        var bytes: [UInt8]
+    }
+    /// A few runs at once, newest last.
+    private let entries = LockedValue<[Entry]>([])
+
+    /// The run's part of `request`, encoded once per run.
+    func runPart(of request: _PoolRequest) -> [UInt8] {
+        let spec = request.spec
+        if let known = entries.withLock({ entries in
+            entries.last {
+                $0.runID == spec.runID && $0.storeName == spec.storeName && $0.runDirectory == spec.runDirectory && $0.spillRoot == request.spillRoot
+                    && $0.workflow == spec.workflow && $0.memoryWaitSeconds == spec.memoryWaitSeconds
+            }?.bytes
+        }) {
+            return known
+        }
+        let bytes = request.runPart()
+        entries.withLock { entries in
+            entries.append(Entry(
+                runID: spec.runID, workflow: spec.workflow, storeName: spec.storeName, runDirectory: spec.runDirectory, spillRoot: request.spillRoot,
+                memoryWaitSeconds: spec.memoryWaitSeconds, bytes: bytes))
+            if entries.count > 8 { entries.removeFirst() }
+        }
+        return bytes
+    }
+
+    /// Forgets run `runID` (it ended).
+    func forget(runID: String) {
+        entries.withLock { $0.removeAll { $0.runID == runID } }
+    }
+}
+
+/// Decodes task requests, keeping the last run's part decoded: the requests of one run repeat
+/// it byte for byte, and its strings are then not made again.
+///
+/// - Note: Not thread-safe; a worker's serving loop owns one.
+struct _PoolRequestDecoder {
+    private var runBytes: [UInt8] = []
+    private var run: (runID: String, workflow: String?, storeName: String?, runDirectory: String, spillRoot: String, memoryWait: Double?)?
+
+    mutating func decode(_ message: [UInt8]) throws(_WireError) -> _PoolRequest {
         var reader = _WireReader(message)
         let version = try reader.u8()
         guard version == wireVersion else { throw _WireError(description: "request of format version \(version), expected \(wireVersion)") }
-        let runID = try reader.string()
-        let workflow = try reader.optionalString()
+        let runRange = try reader.bytesRange()
+        if run == nil || !_sameBytes(message[runRange], runBytes) {
+            var part = _WireReader(Array(message[runRange]))
+            let runID = try part.string()
+            let workflow = try part.optionalString()
+            let storeName = try part.optionalString()
+            let runDirectory = try part.string()
+            let spillRoot = try part.string()
+            let memoryWaitMilliseconds = try part.int()
+            run = (runID, workflow, storeName, runDirectory, spillRoot, memoryWaitMilliseconds < 0 ? nil : Double(memoryWaitMilliseconds) / 1000)
+            runBytes = Array(message[runRange])
+        }
+        let known = run!
         let taskName = try reader.string()
         let attempt = try reader.int()
-        let storeName = try reader.optionalString()
-        let runDirectory = try reader.string()
         let resultPath = try reader.string()
-        let spillRoot = try reader.string()
         let prefault = try reader.u8() != 0
-        let memoryWaitMilliseconds = try reader.int()
         let timeoutMicroseconds = try reader.int()
         let count = try reader.int()
         guard (0...1_000_000).contains(count) else { throw _WireError(description: "a request claims \(count) inputs") }
         var inputs: [WorkerSpec.Input] = []
+        inputs.reserveCapacity(count)
         for _ in 0..<count {
             switch try reader.u8() {
-            case 0: inputs.append(.object(try ObjectDescriptor(reading: &reader)))
+            case 0: inputs.append(.object(try ObjectDescriptor(reading: &reader, storeNameLikely: known.storeName)))
             case 1: inputs.append(.file(try reader.string()))
             case let kind: throw _WireError(description: "unknown input kind \(kind)")
             }
         }
-        var spec = WorkerSpec(runID: runID, taskName: taskName, attempt: attempt, storeName: storeName, inputs: inputs, runDirectory: runDirectory, resultPath: resultPath)
-        spec.workflow = workflow
-        spec.memoryWaitSeconds = memoryWaitMilliseconds < 0 ? nil : Double(memoryWaitMilliseconds) / 1000
+        var spec = WorkerSpec(
+            runID: known.runID, taskName: taskName, attempt: attempt, storeName: known.storeName, inputs: inputs,
+            runDirectory: known.runDirectory, resultPath: resultPath)
+        spec.workflow = known.workflow
+        spec.memoryWaitSeconds = known.memoryWait
         spec.timeoutSeconds = timeoutMicroseconds < 0 ? nil : Double(timeoutMicroseconds) / 1e6
-        self.init(spec: spec, spillRoot: spillRoot, prefaultStore: prefault)
+        return _PoolRequest(spec: spec, spillRoot: known.spillRoot, prefaultStore: prefault)
     }
 }
 
@@ -277,6 +393,8 @@ extension WorkerResult {
         }
         writer.optionalString(message)
         writer.int(bytesIn)
+        writer.int(lostInput ?? -1)
+        writer.u8(logWritten.map { $0 ? 2 : 1 } ?? 0)
         return writer.finish()
     }
 
@@ -293,6 +411,16 @@ extension WorkerResult {
         case 2: output = .file(try reader.string())
         case let kind: throw _WireError(description: "unknown output kind \(kind)")
         }
-        self.init(outcome: outcome, output: output, message: try reader.optionalString(), bytesIn: try reader.int())
+        let message = try reader.optionalString()
+        let bytesIn = try reader.int()
+        let lostInput = try reader.int()
+        let logWritten: Bool?
+        switch try reader.u8() {
+        case 0: logWritten = nil
+        case 1: logWritten = false
+        case 2: logWritten = true
+        case let flag: throw _WireError(description: "unknown log flag \(flag)")
+        }
+        self.init(outcome: outcome, output: output, message: message, bytesIn: bytesIn, lostInput: lostInput >= 0 ? lostInput : nil, logWritten: logWritten)
     }
 }
