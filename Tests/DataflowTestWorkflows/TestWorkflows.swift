@@ -8,7 +8,8 @@ public enum TestWorkflows {
     /// Every workflow the worker program serves.
     public static func all() -> [Workflow] {
         [workerDemo(), poolCompare(), poolFaults(), poolChain(length: 1_000), memoryPressure(inPlace: true), memoryPressure(inPlace: false),
-         conformance(), conformance(failingTasks: false), conformanceCancel(), mixedExecutors(), poolGrandchild()] + ClusterWorkflows.all()
+         conformance(), conformance(failingTasks: false), conformanceCancel(), mixedExecutors(), poolGrandchild(), poolOutput(),
+         poolLargeMessages()] + ClusterWorkflows.all()
             + LineageWorkflows.all() + ResumeWorkflows.all()
     }
 
@@ -211,6 +212,42 @@ public enum TestWorkflows {
             Tensor<Float>(x.scalars.map { $0 * 10 })
         }
         workflow.task("total", scaled) { (x: Tensor<Float>) in x.reduce(0.0) { $0 + Double($1) } }
+        return workflow
+    }
+
+    /// What pool workers' tasks write: last words before a crash, a long task's log read while
+    /// it runs, and a task that writes nothing.
+    public static func poolOutput() -> Workflow {
+        let workflow = Workflow("pool-output")
+        workflow.task("speaks-then-crashes") { () -> Int in
+            FileHandle.standardError.write(Data("last words before the crash\n".utf8))
+            fatalError("the task broke on purpose")
+        }
+        // Says it started, then waits (up to a minute) for the test's go-ahead file.
+        workflow.task("long-talker") { () async throws -> Int in
+            print("started")
+            fflush(nil)  // (print goes through the C stream's buffer)
+            let go = markerPath(task: "long-talker", attempt: 0) + ".go"
+            for _ in 0..<3000 where !FileManager.default.fileExists(atPath: go) {
+                try await Task.sleep(nanoseconds: 20_000_000)
+            }
+            print("finished")
+            return 1
+        }
+        workflow.task("quiet") { 2 }
+        return workflow
+    }
+
+    /// Messages too large for a worker channel's slots: a gather of 1,500 inputs (a request of
+    /// about 150 KB) and a task that fails with a message of 100,000 characters.
+    public static func poolLargeMessages() -> Workflow {
+        let workflow = Workflow("pool-large-messages")
+        let parts = workflow.map("part", over: Array(0..<1_500)) { (index: Int) in index }
+        workflow.gather("sum", parts) { (values: [Int]) in values.reduce(0, +) }
+        workflow.task("fails-at-length") { () throws -> Int in
+            struct Verbose: Error, CustomStringConvertible { var description: String { "long:" + String(repeating: "x", count: 100_000) + ":end" } }
+            throw Verbose()
+        }
         return workflow
     }
 

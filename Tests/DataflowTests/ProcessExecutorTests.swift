@@ -154,6 +154,89 @@ import Testing
         }
     }
 
+    /// A pool worker's output goes to an in-memory capture, and to the attempt's log file only
+    /// if the task wrote something: a crashed worker's last words still reach its log (the
+    /// parent copies them), a long task's log can be read while it runs, and a task that writes
+    /// nothing has no log file (and the run log says so).
+    @Test func aTasksOutputReachesItsLogWhenItCrashesAndWhileItRuns() async throws {
+        try await withWorkdir { directory in
+            let pool = try makeExecutor(workers: 2)
+            defer { pool.shutdown() }
+            let go = TestWorkflows.markerPath(task: "long-talker", attempt: 0) + ".go"
+            unlink(go)
+            var options = RunOptions(workdir: directory, onFailure: .keepGoing, storeCapacityBytes: 16 << 20, results: ["long-talker", "quiet"])
+            options.executor = .processes(pool)
+            options.runID = "output-\(getpid())"
+            let running = Task { try await TestWorkflows.poolOutput().run(options) }
+            let logs = "\(directory)/runs/\(options.runID!)/logs"
+            // The long task's first line is in its log while it still waits for the go-ahead.
+            var seen = ""
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                seen = (try? String(contentsOfFile: "\(logs)/long-talker.1.log", encoding: .utf8)) ?? ""
+                if !seen.isEmpty { break }
+                try await Task.sleep(nanoseconds: 20_000_000)
+            }
+            #expect(seen == "started\n", "the running task's log so far: '\(seen)'")
+            #expect(FileManager.default.createFile(atPath: go, contents: nil))
+            defer { unlink(go) }
+
+            let error = await expectDataflowError(.taskFailed) { try await running.value }
+            #expect(error?.failures.map(\.task) == ["speaks-then-crashes"])
+            let crashed = (try? String(contentsOfFile: "\(logs)/speaks-then-crashes.1.log", encoding: .utf8)) ?? ""
+            #expect(crashed.hasPrefix("last words before the crash\n"), "\(crashed)")
+            #expect(crashed.contains("the task broke on purpose"), "the crash's own message: \(crashed)")
+            #expect((try? String(contentsOfFile: "\(logs)/long-talker.1.log", encoding: .utf8)) == "started\nfinished\n")
+            #expect(!FileManager.default.fileExists(atPath: "\(logs)/quiet.1.log"), "a task that wrote nothing has no log file")
+
+            let events = try RunLog.read(at: "\(directory)/runs/\(options.runID!)/run.jsonl").filter { $0.kind == .attempt }
+            func logFile(_ task: String) -> String? { events.first { $0.task == task }?.logFile }
+            #expect(logFile("quiet") == nil)
+            #expect(logFile("long-talker")?.hasSuffix("long-talker.1.log") == true)
+            #expect(logFile("speaks-then-crashes")?.hasSuffix("speaks-then-crashes.1.log") == true)
+        }
+    }
+
+    /// Requests and replies too large for a worker channel's slots go over its streams: a gather
+    /// of 1,500 descriptors, and a failure message of 100,000 characters, both whole.
+    @Test func largeRequestsAndRepliesGoOverTheStreams() async throws {
+        try await withWorkdir { directory in
+            let pool = try makeExecutor(workers: 2)
+            defer { pool.shutdown() }
+            var options = RunOptions(workdir: directory, onFailure: .keepGoing, storeCapacityBytes: 64 << 20, results: ["sum"])
+            options.executor = .processes(pool)
+            options.runID = "large-\(getpid())"
+            let error = await expectDataflowError(.taskFailed) { _ = try await TestWorkflows.poolLargeMessages().run(options) }
+            let message = error?.failures.first { $0.task == "fails-at-length" }?.message ?? ""
+            #expect(message.contains("long:" + String(repeating: "x", count: 100_000) + ":end"), "\(message.count) characters")
+            let events = try RunLog.read(at: "\(directory)/runs/\(options.runID!)/run.jsonl").filter { $0.kind == .attempt }
+            #expect(events.first { $0.task == "sum" }?.outcome == .succeeded)
+            #expect(events.filter { $0.task.map { $0.hasPrefix("part[") } == true }.allSatisfy { $0.executor == "processes" && $0.outcome == .succeeded })
+            #expect(pool.idleWorkerPIDs.count == 2)
+        }
+    }
+
+    /// `measureRoundTrips` goes through the same channel as a task; a worker that dies meanwhile
+    /// is an error that names it.
+    @Test func roundTripsToAWorkerAreMeasuredAndItsDeathIsAnError() async throws {
+        let pool = try makeExecutor(workers: 1)
+        defer { pool.shutdown() }
+        let seconds = try await pool.measureRoundTrips(200)
+        #expect(seconds > 0 && seconds < 0.01, "\(seconds) s per round trip")
+        let pid = try #require(pool.idleWorkerPIDs.first)
+        // Asleep by now (it polls for 0.1 ms after a reply): the next request must ring it.
+        try await Task.sleep(nanoseconds: 50_000_000)
+        _ = try await pool.measureRoundTrips(1)
+        #expect(pool.idleWorkerPIDs == [pid], "the same worker answered")
+        let endless = Task { try await pool.measureRoundTrips(1_000_000_000) }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        #expect(kill(pid, SIGKILL) == 0)
+        let error = await expectDataflowError(.executor) { _ = try await endless.value }
+        #expect(error?.message.contains("worker \(pid) died") == true, "\(error?.message ?? "no error")")
+        let again = try await pool.measureRoundTrips(10)  // a new worker is started
+        #expect(again > 0)
+    }
+
     /// After a run on the default embedded store returns, idle workers no longer map its
     /// segment (which the run removed): its memory goes back to the system now, not at the next
     /// run or at shutdown.

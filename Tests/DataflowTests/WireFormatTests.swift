@@ -36,11 +36,39 @@ struct WireFormatTests {
         for result in [
             WorkerResult(outcome: .succeeded, output: .object(descriptor), message: nil, bytesIn: 12),
             WorkerResult(outcome: .failed, output: nil, message: "boom\nline two", bytesIn: 0),
-            WorkerResult(outcome: .succeeded, output: .file("/x.dfspill"), message: "m", bytesIn: -1),
+            WorkerResult(outcome: .succeeded, output: .file("/x.dfspill"), message: "m", bytesIn: -1, logWritten: true),
+            WorkerResult(outcome: .error, output: nil, message: "lost", bytesIn: 0, lostInput: 3, logWritten: false),
         ] {
             let message = Array(result.wireMessage().dropFirst(4))
             #expect(try WorkerResult(wire: message) == result)
         }
+    }
+
+    /// A worker decodes the run's part of a request once and reuses it while the run's requests
+    /// repeat it; a request of another run (another store, directory, workflow) is decoded anew.
+    @Test func aWorkerDecodesARunsPartOnceAndNoticesAnotherRun() throws {
+        var decoder = _PoolRequestDecoder()
+        let first = sampleRequest()
+        var second = first
+        second.spec.taskName = "next"
+        second.spec.attempt = 1
+        second.spec.inputs = [.object(ObjectDescriptor(storeName: "run-x", id: .random(), generation: 1, payloadOffset: 64, byteCount: 8, typeTag: "int"))]
+        var other = first
+        other.spec.runID = "r-2"
+        other.spec.storeName = "run-y"
+        other.spec.runDirectory = "/tmp/runs/r-2"
+        other.spec.workflow = nil
+        other.spec.memoryWaitSeconds = 2.5
+        other.spillRoot = "/tmp/spill-2"
+        let cache = _RunPartCache()
+        for request in [first, second, other, first] {
+            let message = Array(request.wireMessage(runPart: cache.runPart(of: request)).dropFirst(4))
+            let decoded = try decoder.decode(message)
+            #expect(decoded.spec == request.spec && decoded.spillRoot == request.spillRoot, "\(decoded.spec) against \(request.spec)")
+        }
+        #expect(cache.runPart(of: second) == first.runPart(), "one run, one encoded part")
+        cache.forget(runID: "r-1")
+        #expect(cache.runPart(of: first) == first.runPart())
     }
 
     @Test func cutOrForeignMessagesAreErrors() {

@@ -3,6 +3,9 @@
 // (they exit when this process ends and their request pipes close):
 //   processes/chain-1000            a 1,000-long chain of trivial tasks across workers, per hop  (target ≤ 100 µs)
 //   local/chain-1000                the same chain on the local executor (baseline, same run)
+//   baseline/worker-pingpong-1000   1,000 round trips to a warm worker through the same channel
+//                                   with an empty request (ProcessExecutor.measureRoundTrips): the
+//                                   floor under a hop, per round trip (issue 15's goal: a hop ≤ 20 µs)
 //   processes/tensor-256MiB         a 256 MiB float32 tensor made in one worker, summed in another, end to end (target ≤ 35 ms)
 //   local/tensor-256MiB             the same pipeline on the local executor (baseline)
 //   baseline/fill+sum-256MiB        the same fill and sum in this process, no framework (the floor)
@@ -83,6 +86,15 @@ let benchmarks: @Sendable () -> Void = {
         } setup: {
             makeSetup("tensor-\(executor)", capacity: 600 << 20, processes: processes)
         }
+    }
+
+    Benchmark("baseline/worker-pingpong-1000", configuration: .init(metrics: [.wallClock, .nanosecondsPerHop])) { (benchmark: Benchmark, setup: Setup) in
+        benchmark.startMeasurement()
+        let seconds = try! await setup.pool!.measureRoundTrips(1_000)
+        benchmark.stopMeasurement()
+        benchmark.measurement(.nanosecondsPerHop, Int(seconds * 1e9))
+    } setup: {
+        makeSetup("pingpong", capacity: 16 << 20, processes: true)
     }
 
     Benchmark("baseline/fill+sum-256MiB") { (benchmark: Benchmark, store: SharedObjectStore) in

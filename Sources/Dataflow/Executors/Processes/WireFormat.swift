@@ -381,7 +381,7 @@ extension WorkerResult {
     func wireMessage() -> [UInt8] {
         var writer = _WireWriter()
         writer.u8(wireVersion)
-        writer.string(outcome.rawValue)
+        writer.u8(Self.outcomeCodes.firstIndex(of: outcome).map(UInt8.init) ?? 0xFF)
         switch output {
         case nil: writer.u8(0)
         case .object(let descriptor)?:
@@ -398,16 +398,21 @@ extension WorkerResult {
         return writer.finish()
     }
 
-    init(wire message: [UInt8]) throws(_WireError) {
+    /// Outcomes on the wire, by their index here.
+    private static let outcomeCodes: [AttemptOutcome] = [.succeeded, .failed, .preempted, .error, .cancelled, .skipped]
+
+    /// `storeNameLikely`: the store the output is probably in (its name is then not made again).
+    init(wire message: [UInt8], storeNameLikely: String? = nil) throws(_WireError) {
         var reader = _WireReader(message)
         let version = try reader.u8()
         guard version == wireVersion else { throw _WireError(description: "reply of format version \(version), expected \(wireVersion)") }
-        let outcomeName = try reader.string()
-        guard let outcome = AttemptOutcome(rawValue: outcomeName) else { throw _WireError(description: "unknown outcome '\(outcomeName)'") }
+        let code = Int(try reader.u8())
+        guard code < Self.outcomeCodes.count else { throw _WireError(description: "unknown outcome code \(code)") }
+        let outcome = Self.outcomeCodes[code]
         let output: Output?
         switch try reader.u8() {
         case 0: output = nil
-        case 1: output = .object(try ObjectDescriptor(reading: &reader))
+        case 1: output = .object(try ObjectDescriptor(reading: &reader, storeNameLikely: storeNameLikely))
         case 2: output = .file(try reader.string())
         case let kind: throw _WireError(description: "unknown output kind \(kind)")
         }

@@ -18,8 +18,8 @@ import ObjectStore
 /// never meets a closed (or reused) descriptor number. The reply descriptor belongs to the
 /// reader thread.
 ///
-/// - Note: Thread-safe: `pending`, `arrived`, `inFlight`, `killReason`, `death`, `sequence` and
-///   the channel's reply slot are guarded by `lock`; `requestsClosed` by `writeLock`.
+/// - Note: Thread-safe: `pending`, `arrived`, `inFlight`, `killReason`, `death`, `sequence`,
+///   `lastStoreName` and the channel's reply slot are guarded by `lock`; `requestsClosed` by `writeLock`.
 ///   One request at a time (the executor lends a worker to one attempt).
 final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded by `lock`
     /// Why the executor killed a worker.
@@ -63,6 +63,8 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     /// The worker said hello (`_PoolHello`): it is serving. Only the reader thread touches it.
     private var greeted = false
     private var sequence = 0
+    /// The store of the last output (the next one is most likely in it too).
+    private var lastStoreName: String?
     /// Guards writing and closing `requestFD`.
     private let writeLock = NSLock()
     private var requestsClosed = false
@@ -182,8 +184,11 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
                 DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [self] in kill(.timeout, ifRequest: number) }
             }
             let spinUntil = DispatchTime.now().uptimeNanoseconds + Self.spinNanoseconds
+            let posted = UInt32(truncatingIfNeeded: number)
             repeat {
-                if let reply = lock.withLock({ takeReply(number) }) { return reply }
+                // The lock only once the word says so (a death, or a reply too large for the
+                // slot, is taken after the spin).
+                if channel.hasReply(to: posted), let reply = lock.withLock({ takeReply(number) }) { return reply }
                 _Sys.yield()
             } while DispatchTime.now().uptimeNanoseconds < spinUntil
             return await withCheckedContinuation { (continuation: CheckedContinuation<Reply, Never>) in
@@ -221,13 +226,14 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     private func takeReply(_ number: Int) -> Reply? {
         guard inFlight, number == sequence else { return nil }
         if channel.hasReply(to: UInt32(truncatingIfNeeded: number)), let message = channel.takeReply() {
-            guard let result = try? WorkerResult(wire: message) else {
+            guard let result = try? WorkerResult(wire: message, storeNameLikely: lastStoreName) else {
                 // Not our protocol: stop the worker; its reader reports it dead.
                 if death == nil { _Sys.kill(pid, SIGKILL) }
                 return nil
             }
             arrived = nil
             inFlight = false
+            if case .object(let descriptor)? = result.output { lastStoreName = descriptor.storeName }
             return .result(result)
         }
         guard let reply = arrived else { return nil }
