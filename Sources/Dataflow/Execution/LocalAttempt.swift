@@ -154,8 +154,12 @@ struct _AttemptContext: Sendable {
     func report(
         _ outcome: AttemptOutcome, _ output: _AttemptOutput?, _ message: String?, bytesIn: Int = 0, start: Date, logWritten: Bool? = nil
     ) -> _AttemptReport {
-        let logPath = runDirectory.attemptLogPath(task: node.name, attempt: attempt)
-        let written = logWritten ?? _Sys.pathExists(logPath)
+        var logPath = ""  // made only if there is a log (most attempts have none)
+        let written = logWritten ?? {
+            logPath = runDirectory.attemptLogPath(task: node.name, attempt: attempt)
+            return _Sys.pathExists(logPath)
+        }()
+        if written && logPath.isEmpty { logPath = runDirectory.attemptLogPath(task: node.name, attempt: attempt) }
         return _AttemptReport(
             index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: start, end: Date(),
             bytesIn: bytesIn, logPath: written ? logPath : "", logWritten: written)

@@ -4,7 +4,9 @@ import ObjectStore
 /// A pool of warm worker processes: the same executable, started again in worker mode, attached
 /// to the run's store. Tasks go to idle workers (most recently used first); their inputs are
 /// passed as object descriptors and their outputs are written in place into the store, so no
-/// payload crosses a pipe: only a JSON line each way.
+/// payload crosses between the processes: only a short binary message each way, through a slot
+/// in memory shared with the worker (`_WorkerChannel`), with no system call while both sides
+/// are polling for it.
 ///
 /// Keep one executor for many runs: its workers stay warm (started, store attached and mapped)
 /// between them. A worker that dies (a crash, SIGKILL, the kernel's OOM killer) is replaced on

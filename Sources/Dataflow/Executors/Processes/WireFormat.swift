@@ -13,15 +13,19 @@ struct _WireError: Error, CustomStringConvertible {
 
 /// Appends fields to a message.
 struct _WireWriter {
-    private(set) var bytes: [UInt8] = [0, 0, 0, 0]  // the length, filled in by `finish`
+    private(set) var bytes: [UInt8]
+
+    init() {
+        bytes = [0, 0, 0, 0]  // the length, filled in by `finish`
+        bytes.reserveCapacity(512)  // a request or reply with a few inputs, without growing
+    }
 
     mutating func u8(_ value: UInt8) { bytes.append(value) }
     mutating func u64(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
     mutating func int(_ value: Int) { u64(UInt64(bitPattern: Int64(value))) }
     mutating func string(_ value: String) {
-        let utf8 = Array(value.utf8)
-        withUnsafeBytes(of: UInt32(utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: utf8)
+        withUnsafeBytes(of: UInt32(value.utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: value.utf8)
     }
     /// A UInt32 byte count, then `value` as it is.
     mutating func bytes(_ value: [UInt8]) {
