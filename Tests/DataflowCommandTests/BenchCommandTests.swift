@@ -98,10 +98,17 @@ import Testing
     }
 
     @Test func taskOverheadReportsSecondsPerTask() async throws {
-        let command = try BenchCommand.parse(["--quick", "--runs", "1", "--cases", "task/,baseline/taskgroup,baseline/task-chain"])
+        // The process executor's workers are the `dataflow` program, built beside this test runner.
+        let dataflow = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("dataflow").path
+        let command = try BenchCommand.parse([
+            "--quick", "--runs", "1", "--worker-executable", dataflow, "--cases", "task/,baseline/taskgroup,baseline/task-chain,baseline/worker-pingpong",
+        ])
         var report = try await command.execute(progress: false)
         report.results.sort { $0.benchCase < $1.benchCase }
-        #expect(report.results.map(\.benchCase) == ["baseline/task-chain", "baseline/taskgroup", "task/overhead-chain", "task/overhead-fanout"])
+        #expect(report.results.map(\.benchCase) == [
+            "baseline/task-chain", "baseline/taskgroup", "baseline/worker-pingpong", "task/overhead-chain", "task/overhead-chain-processes",
+            "task/overhead-fanout",
+        ])
         for result in report.results { #expect(result.medianSeconds > 0 && result.medianSeconds < 0.01) }
     }
 
