@@ -109,7 +109,13 @@ import Testing
             "baseline/task-chain", "baseline/taskgroup", "baseline/worker-pingpong", "task/overhead-chain", "task/overhead-chain-processes",
             "task/overhead-fanout",
         ])
-        for result in report.results { #expect(result.medianSeconds > 0 && result.medianSeconds < 0.01) }
+        // Seconds per task or hop, not per run (a run of these cases has thousands). The cases
+        // between processes get a wider bound: beside the other suites' tests, the workers wait
+        // for a core.
+        for result in report.results {
+            let bound = result.benchCase.hasSuffix("-processes") || result.benchCase == "baseline/worker-pingpong" ? 0.1 : 0.01
+            #expect(result.medianSeconds > 0 && result.medianSeconds < bound, "\(result.benchCase): \(result.medianSeconds) s")
+        }
     }
 
     @Test(.enabled(if: ChildProcess.dataflowExecutable() != nil, "needs the built `dataflow` executable beside the tests"))

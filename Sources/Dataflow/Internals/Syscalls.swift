@@ -202,6 +202,9 @@ enum _Sys {
         }
     }
 
+    /// The CPU's spin-wait hint (no system call: the core is not given up).
+    static func spinPause() { dataflow_spin_pause() }
+
     /// Whether `count` bytes at `left` and `right` are the same (`memcmp`).
     static func equalBytes(_ left: UnsafeRawPointer, _ right: UnsafeRawPointer, count: Int) -> Bool { memcmp(left, right, count) == 0 }
 

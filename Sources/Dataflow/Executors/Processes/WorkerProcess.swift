@@ -56,8 +56,10 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     /// A request is out and its reply not yet taken.
     private var inFlight = false
     /// How long an attempt polls for its reply before it suspends: a trivial task's reply comes
-    /// back within this, and taking it without suspending saves a thread wake-up per hop.
-    private static let spinNanoseconds: UInt64 = 200_000
+    /// back within this, and taking it without suspending saves two thread wake-ups per hop
+    /// (the reader thread's and the attempt's). It polls without giving up the core (see
+    /// `_PoolWorker.spinNanoseconds`).
+    private static let spinNanoseconds: UInt64 = 50_000
     private var killReason: KillReason?
     private var death: Death?
     /// The worker said hello (`_PoolHello`): it is serving. Only the reader thread touches it.
@@ -186,10 +188,12 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
             let spinUntil = DispatchTime.now().uptimeNanoseconds + Self.spinNanoseconds
             let posted = UInt32(truncatingIfNeeded: number)
             repeat {
-                // The lock only once the word says so (a death, or a reply too large for the
-                // slot, is taken after the spin).
-                if channel.hasReply(to: posted), let reply = lock.withLock({ takeReply(number) }) { return reply }
-                _Sys.yield()
+                for _ in 0..<64 {
+                    // The lock only once the word says so (a death, or a reply too large for the
+                    // slot, is taken after the spin).
+                    if channel.hasReply(to: posted), let reply = lock.withLock({ takeReply(number) }) { return reply }
+                    _Sys.spinPause()
+                }
             } while DispatchTime.now().uptimeNanoseconds < spinUntil
             return await withCheckedContinuation { (continuation: CheckedContinuation<Reply, Never>) in
                 let reply = lock.withLock { () -> Reply? in
