@@ -97,7 +97,9 @@ struct BenchFigures {
             """
         if groups.isEmpty { return out + "<text x=\"20\" y=\"70\">no results for this figure</text>\n</svg>\n" }
         var y = top
-        let barStart = 20 + labelWidth, barRoom = width - barStart - 300
+        // Room for the longest label (about 7 px a character at 13 px), at least `labelWidth`.
+        let longestLabel = groups.flatMap(\.bars).map(\.label.count).max() ?? 0
+        let barStart = 20 + max(labelWidth, 7.2 * Double(longestLabel)), barRoom = width - barStart - 300
         for group in groups {
             y += groupGap
             out += "<text x=\"20\" y=\"\(f(y))\" font-weight=\"bold\">\(escape(group.title))</text>\n"
