@@ -2,7 +2,7 @@ import Foundation
 import Materialize
 import ObjectStore
 
-/// What the parent sends a pool worker for one attempt, on the worker's fd 3.
+/// What the parent sends a pool worker for one attempt (through its `_WorkerChannel`).
 struct _PoolRequest: Codable, Sendable {
     /// The task, its attempt, its inputs as object descriptors, the store and run directory.
     var spec: WorkerSpec
