@@ -39,6 +39,11 @@ final class _PoolWorker {
         self.resolve = resolve
     }
 
+    /// How long the parent takes between a reply and the next request lately (from the
+    /// channel's posting times): the worker polls only while that is within the spin, so that
+    /// a worker that waits longer (sparse tasks, an idle pool) does not poll in vain.
+    private var parentPace = _PacedSpin(spinNanoseconds: spinNanoseconds)
+
     /// Serves until the request stream closes (the executor shut down or its process ended).
     func serve() async {
         // The worker's channels and saved streams are not inherited by processes a task starts:
@@ -54,7 +59,13 @@ final class _PoolWorker {
         var stream = _RequestStream(fd: requestFD)
         var answered: UInt32 = 0
         while true {
-            guard let sequence = waitForRequest(after: answered, channel: channel, stream: &stream) else { return }
+            let repliedAt = DispatchTime.now().uptimeNanoseconds
+            guard let sequence = waitForRequest(after: answered, channel: channel, stream: &stream, spin: parentPace.worthSpinning) else {
+                return
+            }
+            let seenAt = DispatchTime.now().uptimeNanoseconds
+            let postedAt = channel.requestPostedAt
+            parentPace.note(postedAt > repliedAt ? postedAt - repliedAt : 0)
             answered = sequence
             let message: [UInt8]
             if let inSlot = channel.takeRequest() {
@@ -67,17 +78,17 @@ final class _PoolWorker {
             if !_WorkerChannel.replyFits(reply) {
                 guard reply.withUnsafeBytes({ _Sys.writeAll(replyFD, $0) }) else { return }  // the parent is gone
             }
-            _ = channel.postReply(reply, sequence: sequence)
+            _ = channel.postReply(reply, sequence: sequence, work: DispatchTime.now().uptimeNanoseconds - seenAt)
             if channel.parentIsSleeping {
                 guard _channelRing.withUnsafeBytes({ _Sys.writeAll(replyFD, $0) }) else { return }
             }
         }
     }
 
-    /// The number of the next request: spins on the channel for a while, then blocks on the
-    /// request stream until the parent rings. Nil when the stream ends.
-    private func waitForRequest(after answered: UInt32, channel: _WorkerChannel, stream: inout _RequestStream) -> UInt32? {
-        let spinUntil = DispatchTime.now().uptimeNanoseconds + Self.spinNanoseconds
+    /// The number of the next request: spins on the channel for a while (if `spin`), then
+    /// blocks on the request stream until the parent rings. Nil when the stream ends.
+    private func waitForRequest(after answered: UInt32, channel: _WorkerChannel, stream: inout _RequestStream, spin: Bool) -> UInt32? {
+        let spinUntil = DispatchTime.now().uptimeNanoseconds + (spin ? Self.spinNanoseconds : 0)
         repeat {
             for _ in 0..<64 {
                 let posted = channel.requestSequence
@@ -183,5 +194,26 @@ struct _RequestStream {
             guard waitForData() else { return nil }
         }
         return requests.removeFirst()
+    }
+}
+
+/// Whether polling for the other side of a worker channel is worth it: a moving average of how
+/// long the other side took lately (each sample counted as at most four spins, so that one slow
+/// request is forgotten after a few quick ones). The samples come from the other side's own
+/// clock readings, not from how long this side waited, so that a side that stopped polling (and
+/// now notices late) still sees the other come back quickly and starts polling again.
+///
+/// - Note: A value type; its owner guards it.
+struct _PacedSpin {
+    let spinNanoseconds: UInt64
+    private var typical: UInt64 = 0
+
+    init(spinNanoseconds: UInt64) { self.spinNanoseconds = spinNanoseconds }
+
+    /// The other side answers within the spin, as a rule.
+    var worthSpinning: Bool { typical <= spinNanoseconds }
+
+    mutating func note(_ nanoseconds: UInt64) {
+        typical = (3 * typical + min(nanoseconds, 4 * spinNanoseconds)) / 4
     }
 }

@@ -19,7 +19,10 @@
 /// - `workerSleeping`, `parentSleeping`: 1 while that side blocks on its stream;
 /// - `requestLength`, `replyLength`: the slot's message length, or `onTheStream`;
 /// - `captureCopied` (64 bits at word 8): how many bytes of the worker's output capture of the
-///   running task are already in the attempt's log file (`_OutputCapture`).
+///   running task are already in the attempt's log file (`_OutputCapture`);
+/// - `requestPostedAt`, `replyWorkNanoseconds` (64 bits at words 10 and 12): when the parent
+///   posted the request, and how long the worker took over it, from which each side judges
+///   whether polling for the other is worth it (see `_PacedSpin`).
 ///
 /// Ownership: each side owns its mapping (unmapped in `deinit`) and the parent owns the
 /// descriptor it made (the worker gets a copy as fd 6). Thread-safety: the words are atomic;
@@ -39,6 +42,8 @@ final class _WorkerChannel: @unchecked Sendable {  // shared memory, handed over
     private enum Word: Int {
         case requestSequence = 0, workerSleeping, replySequence, parentSleeping, requestLength, replyLength
         case captureCopied = 8  // 64 bits: words 8 and 9
+        case requestPostedAt = 10  // 64 bits: words 10 and 11
+        case replyWorkNanoseconds = 12  // 64 bits: words 12 and 13
     }
 
     /// The memfd (the parent's; the worker's is fd 6).
@@ -87,10 +92,16 @@ final class _WorkerChannel: @unchecked Sendable {  // shared memory, handed over
 
     // MARK: The parent's side
 
+    private func word64(_ word: Word) -> UnsafeMutablePointer<UInt64> {
+        (base + word.rawValue * 4).assumingMemoryBound(to: UInt64.self)
+    }
+
     /// Posts request number `sequence`: into the slot if it fits (true), else marks it as sent
     /// on the stream (false: the caller sends `message` there). `message` is a framed wire
-    /// message (length prefix first); the slot holds it without the prefix.
-    func postRequest(_ message: [UInt8], sequence: UInt32) -> Bool {
+    /// message (length prefix first); the slot holds it without the prefix. `postedAt`: when
+    /// (`DispatchTime` nanoseconds, the same clock in every process), for the worker's pacing.
+    func postRequest(_ message: [UInt8], sequence: UInt32, postedAt: UInt64) -> Bool {
+        _Sys.storeWord(word64(.requestPostedAt), postedAt)
         let body = message.count - 4
         let fits = body <= Self.requestCapacity
         if fits {
@@ -130,9 +141,18 @@ final class _WorkerChannel: @unchecked Sendable {  // shared memory, handed over
         return [UInt8](UnsafeRawBufferPointer(start: base + Self.requestOffset, count: Int(length)))
     }
 
+    /// When the posted request was posted (`DispatchTime` nanoseconds).
+    var requestPostedAt: UInt64 { _Sys.loadWord(word64(.requestPostedAt)) }
+
+    /// How long the worker took over the last request it answered (nanoseconds), for the
+    /// parent's pacing.
+    var replyWorkNanoseconds: UInt64 { _Sys.loadWord(word64(.replyWorkNanoseconds)) }
+
     /// Posts the reply to request `sequence`: into the slot if it fits (true), else marks it as
-    /// sent on the stream (false: the caller must have sent it there first).
-    func postReply(_ message: [UInt8], sequence: UInt32) -> Bool {
+    /// sent on the stream (false: the caller must have sent it there first). `work`: how long
+    /// the worker took over it (nanoseconds).
+    func postReply(_ message: [UInt8], sequence: UInt32, work: UInt64) -> Bool {
+        _Sys.storeWord(word64(.replyWorkNanoseconds), work)
         let body = message.count - 4
         let fits = body <= Self.replyCapacity
         if fits {
@@ -155,8 +175,8 @@ final class _WorkerChannel: @unchecked Sendable {  // shared memory, handed over
 
     /// Bytes of the running task's output capture already appended to its log file.
     var captureCopied: Int {
-        get { Int(_Sys.loadWord((base + Word.captureCopied.rawValue * 4).assumingMemoryBound(to: UInt64.self))) }
-        set { _Sys.storeWord((base + Word.captureCopied.rawValue * 4).assumingMemoryBound(to: UInt64.self), UInt64(newValue)) }
+        get { Int(_Sys.loadWord(word64(.captureCopied))) }
+        set { _Sys.storeWord(word64(.captureCopied), UInt64(newValue)) }
     }
 }
 

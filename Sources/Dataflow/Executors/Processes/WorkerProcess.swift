@@ -19,7 +19,7 @@ import ObjectStore
 /// reader thread.
 ///
 /// - Note: Thread-safe: `pending`, `arrived`, `inFlight`, `killReason`, `death`, `sequence`,
-///   `lastStoreName` and the channel's reply slot are guarded by `lock`; `requestsClosed` by `writeLock`.
+///   `lastStoreName`, `workerPace` and the channel's reply slot are guarded by `lock`; `requestsClosed` by `writeLock`.
 ///   One request at a time (the executor lends a worker to one attempt).
 final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded by `lock`
     /// Why the executor killed a worker.
@@ -60,6 +60,9 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     /// (the reader thread's and the attempt's). It polls without giving up the core (see
     /// `_PoolWorker.spinNanoseconds`).
     private static let spinNanoseconds: UInt64 = 50_000
+    /// How long the worker takes over its requests lately (what it reports on the channel): an
+    /// attempt polls only while that is within the spin.
+    private var workerPace = _PacedSpin(spinNanoseconds: spinNanoseconds)
     private var killReason: KillReason?
     private var death: Death?
     /// The worker said hello (`_PoolHello`): it is serving. Only the reader thread touches it.
@@ -168,16 +171,23 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     /// `timeout` seconds the worker is killed (`Death.killReason == .timeout`); cancelling the
     /// calling task kills it too (`.cancelled`).
     func run(_ request: [UInt8], timeout: Double?) async -> Reply {
-        let (number, early) = lock.withLock { () -> (Int, Reply?) in
-            if let death { return (0, .died(death)) }
+        let (number, early, spin) = lock.withLock { () -> (Int, Reply?, Bool) in
+            if let death { return (0, .died(death), false) }
             sequence += 1
             inFlight = true
             arrived = nil
             killReason = nil
-            return (sequence, nil)
+            return (sequence, nil, workerPace.worthSpinning)
         }
         if let early { return early }
-        return await withTaskCancellationHandler {
+        let reply = await exchange(request, number: number, timeout: timeout, spin: spin)
+        if case .result = reply { lock.withLock { workerPace.note(channel.replyWorkNanoseconds) } }
+        return reply
+    }
+
+    /// Posts request `number` and waits for its reply: polling first if `spin`, then suspended.
+    private func exchange(_ request: [UInt8], number: Int, timeout: Double?, spin: Bool) async -> Reply {
+        await withTaskCancellationHandler {
             if !post(request, number: number) {
                 // The stream broke: the worker is dying; its reader reports how it ended.
                 kill(.brokenPipe, ifRequest: number)
@@ -185,7 +195,7 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
             if let timeout {
                 DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [self] in kill(.timeout, ifRequest: number) }
             }
-            let spinUntil = DispatchTime.now().uptimeNanoseconds + Self.spinNanoseconds
+            let spinUntil = DispatchTime.now().uptimeNanoseconds + (spin ? Self.spinNanoseconds : 0)
             let posted = UInt32(truncatingIfNeeded: number)
             repeat {
                 for _ in 0..<64 {
@@ -218,7 +228,7 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     private func post(_ request: [UInt8], number: Int) -> Bool {
         writeLock.withLock {
             guard !requestsClosed else { return false }
-            let inSlot = channel.postRequest(request, sequence: UInt32(truncatingIfNeeded: number))
+            let inSlot = channel.postRequest(request, sequence: UInt32(truncatingIfNeeded: number), postedAt: DispatchTime.now().uptimeNanoseconds)
             if channel.workerIsSleeping, !_channelRing.withUnsafeBytes({ _Sys.sendAll(requestFD, $0) }) { return false }
             return inSlot || request.withUnsafeBytes { _Sys.sendAll(requestFD, $0) }
         }
