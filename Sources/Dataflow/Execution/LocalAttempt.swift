@@ -154,15 +154,11 @@ struct _AttemptContext: Sendable {
     func report(
         _ outcome: AttemptOutcome, _ output: _AttemptOutput?, _ message: String?, bytesIn: Int = 0, start: Date, logWritten: Bool? = nil
     ) -> _AttemptReport {
-        var logPath = ""  // made only if there is a log (most attempts have none)
-        let written = logWritten ?? {
-            logPath = runDirectory.attemptLogPath(task: node.name, attempt: attempt)
-            return _Sys.pathExists(logPath)
-        }()
-        if written && logPath.isEmpty { logPath = runDirectory.attemptLogPath(task: node.name, attempt: attempt) }
+        // The path is made only if needed: most attempts have no log, and their workers say so.
+        let written = logWritten ?? _Sys.pathExists(runDirectory.attemptLogPath(task: node.name, attempt: attempt))
         return _AttemptReport(
             index: index, attempt: attempt, outcome: outcome, output: output, message: message, start: start, end: Date(),
-            bytesIn: bytesIn, logPath: written ? logPath : "", logWritten: written)
+            bytesIn: bytesIn, logPath: written ? runDirectory.attemptLogPath(task: node.name, attempt: attempt) : "", logWritten: written)
     }
 
     /// The ending a worker's attempt record says: its output found in the store by descriptor

@@ -27,14 +27,6 @@ final class _PoolWorker {
     private var requests = _PoolRequestDecoder()
     private let requestFD: Int32 = 3
     private let replyFD: Int32 = 4
-    /// How long the worker polls for the next request after a reply before it blocks on fd 3:
-    /// in a chain the next task comes within this, and taking it without sleeping saves a
-    /// wake-up of this process per hop. It polls without giving up the core: a `sched_yield`
-    /// hands it to any busy thread beside it for a whole time slice (with two CPU hogs on this
-    /// 2-core VM, hops took 1.4 ms instead of 20 µs), while a process that blocks is woken at
-    /// once.
-    static let spinNanoseconds: UInt64 = 50_000
-
     init(resolve: @escaping (WorkerSpec) -> Workflow?) {
         self.resolve = resolve
     }
@@ -42,7 +34,7 @@ final class _PoolWorker {
     /// How long the parent takes between a reply and the next request lately (from the
     /// channel's posting times): the worker polls only while that is within the spin, so that
     /// a worker that waits longer (sparse tasks, an idle pool) does not poll in vain.
-    private var parentPace = _PacedSpin(spinNanoseconds: spinNanoseconds)
+    private var parentPace = _PacedSpin()
 
     /// Serves until the request stream closes (the executor shut down or its process ended).
     func serve() async {
@@ -60,7 +52,7 @@ final class _PoolWorker {
         var answered: UInt32 = 0
         while true {
             let repliedAt = DispatchTime.now().uptimeNanoseconds
-            guard let sequence = waitForRequest(after: answered, channel: channel, stream: &stream, spin: parentPace.worthSpinning) else {
+            guard let sequence = waitForRequest(after: answered, channel: channel, stream: &stream) else {
                 return
             }
             let seenAt = DispatchTime.now().uptimeNanoseconds
@@ -85,17 +77,15 @@ final class _PoolWorker {
         }
     }
 
-    /// The number of the next request: spins on the channel for a while (if `spin`), then
+    /// The number of the next request: polls the channel for a while (see `_PacedSpin`), then
     /// blocks on the request stream until the parent rings. Nil when the stream ends.
-    private func waitForRequest(after answered: UInt32, channel: _WorkerChannel, stream: inout _RequestStream, spin: Bool) -> UInt32? {
-        let spinUntil = DispatchTime.now().uptimeNanoseconds + (spin ? Self.spinNanoseconds : 0)
-        repeat {
-            for _ in 0..<64 {
-                let posted = channel.requestSequence
-                if posted != answered { return posted }
-                _Sys.spinPause()
-            }
-        } while DispatchTime.now().uptimeNanoseconds < spinUntil
+    private func waitForRequest(after answered: UInt32, channel: _WorkerChannel, stream: inout _RequestStream) -> UInt32? {
+        if let posted = parentPace.poll({ () -> UInt32? in
+            let posted = channel.requestSequence
+            return posted != answered ? posted : nil
+        }) {
+            return posted
+        }
         while true {
             channel.setWorkerSleeping(true)
             let posted = channel.requestSequence
@@ -194,26 +184,5 @@ struct _RequestStream {
             guard waitForData() else { return nil }
         }
         return requests.removeFirst()
-    }
-}
-
-/// Whether polling for the other side of a worker channel is worth it: a moving average of how
-/// long the other side took lately (each sample counted as at most four spins, so that one slow
-/// request is forgotten after a few quick ones). The samples come from the other side's own
-/// clock readings, not from how long this side waited, so that a side that stopped polling (and
-/// now notices late) still sees the other come back quickly and starts polling again.
-///
-/// - Note: A value type; its owner guards it.
-struct _PacedSpin {
-    let spinNanoseconds: UInt64
-    private var typical: UInt64 = 0
-
-    init(spinNanoseconds: UInt64) { self.spinNanoseconds = spinNanoseconds }
-
-    /// The other side answers within the spin, as a rule.
-    var worthSpinning: Bool { typical <= spinNanoseconds }
-
-    mutating func note(_ nanoseconds: UInt64) {
-        typical = (3 * typical + min(nanoseconds, 4 * spinNanoseconds)) / 4
     }
 }

@@ -55,14 +55,9 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     private var arrived: Reply?
     /// A request is out and its reply not yet taken.
     private var inFlight = false
-    /// How long an attempt polls for its reply before it suspends: a trivial task's reply comes
-    /// back within this, and taking it without suspending saves two thread wake-ups per hop
-    /// (the reader thread's and the attempt's). It polls without giving up the core (see
-    /// `_PoolWorker.spinNanoseconds`).
-    private static let spinNanoseconds: UInt64 = 50_000
     /// How long the worker takes over its requests lately (what it reports on the channel): an
-    /// attempt polls only while that is within the spin.
-    private var workerPace = _PacedSpin(spinNanoseconds: spinNanoseconds)
+    /// attempt polls for the reply before it suspends only while that is within the spin.
+    private var workerPace = _PacedSpin()
     private var killReason: KillReason?
     private var death: Death?
     /// The worker said hello (`_PoolHello`): it is serving. Only the reader thread touches it.
@@ -171,22 +166,23 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
     /// `timeout` seconds the worker is killed (`Death.killReason == .timeout`); cancelling the
     /// calling task kills it too (`.cancelled`).
     func run(_ request: [UInt8], timeout: Double?) async -> Reply {
-        let (number, early, spin) = lock.withLock { () -> (Int, Reply?, Bool) in
-            if let death { return (0, .died(death), false) }
+        let (number, early, pace) = lock.withLock { () -> (Int, Reply?, _PacedSpin) in
+            if let death { return (0, .died(death), workerPace) }
             sequence += 1
             inFlight = true
             arrived = nil
             killReason = nil
-            return (sequence, nil, workerPace.worthSpinning)
+            return (sequence, nil, workerPace)
         }
         if let early { return early }
-        let reply = await exchange(request, number: number, timeout: timeout, spin: spin)
+        let reply = await exchange(request, number: number, timeout: timeout, pace: pace)
         if case .result = reply { lock.withLock { workerPace.note(channel.replyWorkNanoseconds) } }
         return reply
     }
 
-    /// Posts request `number` and waits for its reply: polling first if `spin`, then suspended.
-    private func exchange(_ request: [UInt8], number: Int, timeout: Double?, spin: Bool) async -> Reply {
+    /// Posts request `number` and waits for its reply: polling first (as `pace` says), then
+    /// suspended.
+    private func exchange(_ request: [UInt8], number: Int, timeout: Double?, pace: _PacedSpin) async -> Reply {
         await withTaskCancellationHandler {
             if !post(request, number: number) {
                 // The stream broke: the worker is dying; its reader reports how it ended.
@@ -195,16 +191,10 @@ final class _WorkerProcess: @unchecked Sendable {  // mutable state is guarded b
             if let timeout {
                 DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [self] in kill(.timeout, ifRequest: number) }
             }
-            let spinUntil = DispatchTime.now().uptimeNanoseconds + (spin ? Self.spinNanoseconds : 0)
             let posted = UInt32(truncatingIfNeeded: number)
-            repeat {
-                for _ in 0..<64 {
-                    // The lock only once the word says so (a death, or a reply too large for the
-                    // slot, is taken after the spin).
-                    if channel.hasReply(to: posted), let reply = lock.withLock({ takeReply(number) }) { return reply }
-                    _Sys.spinPause()
-                }
-            } while DispatchTime.now().uptimeNanoseconds < spinUntil
+            // The lock only once the word says so (a death, or a reply too large for the slot, is
+            // taken after the poll).
+            if let reply = pace.poll({ channel.hasReply(to: posted) ? lock.withLock { takeReply(number) } : nil }) { return reply }
             return await withCheckedContinuation { (continuation: CheckedContinuation<Reply, Never>) in
                 let reply = lock.withLock { () -> Reply? in
                     if let reply = takeReply(number) { return reply }
