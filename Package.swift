@@ -111,7 +111,7 @@ let package = Package(
         // A program with workflows, started as a worker by the worker-mode and process-executor tests.
         .executableTarget(
             name: "DataflowTestWorker",
-            dependencies: ["Dataflow", "DataflowRay", "ObjectStore", "DataflowTestWorkflows"],
+            dependencies: ["Dataflow", "DataflowRay", "DataflowCLI", "ObjectStore", "DataflowTestWorkflows"],
             path: "Tests/DataflowTestWorker"
         ),
         .testTarget(

@@ -2,6 +2,8 @@ import ArgumentParser
 import Dataflow
 import Foundation
 import Materialize
+import ObjectStore
+import Synchronization
 
 /// The `dataflow`-style command line of any workflow program: one call in `main` serves the
 /// worker modes and otherwise runs the workflow, so that the same binary runs on threads, on
@@ -50,13 +52,105 @@ public enum WorkflowCommandLine {
             FileHandle.standardError.write(Data("\(message)\n".utf8))
             return 1
         }
+        var options: RunOptions
         do {
-            _ = try await parsed.execute(workflow, registry: registry) { print($0, terminator: "") }
-            return 0
+            options = try parsed.runOptions(for: workflow, registry: registry)
+            if parsed.dryRun {
+                print(try parsed.planText(workflow, options), terminator: "")
+                return 0
+            }
         } catch {
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
             return 1
         }
+        // The run id is known before the run starts, so that a second Ctrl-C can say what the
+        // run leaves.
+        let runID = options.runID ?? RunOptions.makeRunID(workflow: workflow.name)
+        options.runID = runID
+        let started = ContinuousClock.now
+        let work = LockedTask()
+        let interruption = _RunInterruption.install(
+            onFirst: { _ in work.cancel() },
+            leftovers: { [options] in Self.leftovers(runID: runID, options: options) })
+        defer { interruption.remove() }
+        let running = Task {
+            let run = try await workflow.run(options)
+            print(RunReport(run: run, seconds: (ContinuousClock.now - started).secondsValue).description, terminator: "")
+        }
+        work.set(running)
+        do {
+            try await running.value
+            return 0
+        } catch let error as DataflowError where error.code == .runCancelled && interruption.received != nil {
+            let signal = interruption.received ?? SIGINT
+            FileHandle.standardError.write(Data(Self.cancellationSummary(
+                runID: runID, options: options, signal: signal, seconds: (ContinuousClock.now - started).secondsValue).utf8))
+            return 128 + signal
+        } catch {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            return interruption.exitStatus ?? 1
+        }
+    }
+
+    /// What a run cancelled by `signal` did, for standard error: its attempts by outcome, what
+    /// was removed, and where its log is.
+    static func cancellationSummary(runID: String, options: RunOptions, signal: Int32, seconds: Double) -> String {
+        let directory = RunDirectory(workdir: options.workdir, runID: runID)
+        let logPath = "\(directory.path)/run.jsonl"
+        let attempts = ((try? RunLog.read(at: logPath)) ?? []).filter { $0.kind == .attempt }
+        var counts: [String: Int] = [:]
+        for attempt in attempts { counts[attempt.outcome?.rawValue ?? "unknown", default: 0] += 1 }
+        let outcomes = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        let storeLeft = SharedObjectStore.exists(named: RunOptions.storeName(runID: runID))
+        return "run \(runID) cancelled by \(_RunInterruption.name(of: signal)) after \(String(format: "%.2f", seconds)) s: "
+            + "attempts \(outcomes.isEmpty ? "none" : outcomes)\n"
+            + "  run log: \(logPath)\n"
+            + (storeLeft ? "  the run's store is still in /dev/shm: dataflow.\(RunOptions.storeName(runID: runID))\n" : "")
+    }
+
+    /// What a run cut short by a second signal leaves behind, one item a line.
+    static func leftovers(runID: String, options: RunOptions) -> String {
+        let directory = RunDirectory(workdir: options.workdir, runID: runID)
+        var lines = ["left behind by run \(runID):",
+                     "  its run directory \(directory.path) (the run log ends without run-finished; --resume reuses the results already in files there)"]
+        let storeName = RunOptions.storeName(runID: runID)
+        if options.store == nil && SharedObjectStore.exists(named: storeName) {
+            lines.append("  its store /dev/shm/dataflow.\(storeName) (remove it: rm /dev/shm/dataflow.\(storeName))")
+        }
+        let exchange = (try? FileManager.default.contentsOfDirectory(atPath: directory.exchangeDirectory)) ?? []
+        if !exchange.isEmpty {
+            lines.append("  \(exchange.count) exchange file(s) in \(directory.exchangeDirectory)")
+        }
+        var seen = Set<ObjectIdentifier>()
+        for executor in [options.executor] + options.executors.sorted(by: { $0.key < $1.key }).map(\.value)
+        where seen.insert(ObjectIdentifier(executor)).inserted {
+            if let text = executor.leftovers(runID: runID) { lines.append("  \(text)") }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// The task that runs the workflow, set once it exists, cancelled by the first signal (which
+/// may come before it is set: then it is cancelled as it is set).
+///
+/// - Note: Thread-safe (a `Mutex`).
+final class LockedTask: Sendable {
+    private let state = Mutex<(task: Task<Void, any Error>?, cancelled: Bool)>((nil, false))
+
+    func set(_ task: Task<Void, any Error>) {
+        let cancel = state.withLock { state -> Bool in
+            state.task = task
+            return state.cancelled
+        }
+        if cancel { task.cancel() }
+    }
+
+    func cancel() {
+        let task = state.withLock { state -> Task<Void, any Error>? in
+            state.cancelled = true
+            return state.task
+        }
+        task?.cancel()
     }
 }
 

@@ -99,6 +99,11 @@ public final class RayExecutor: Executor {
         return await loop.submit(.init(id: loop.makeRequestID(), launch: attempt, prepared: prepared, body: body, resources: resources))
     }
 
+    public func leftovers(runID: String) -> String? {
+        let prefix = "df-" + String(runID.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") ? $0 : "_" }.prefix(40)) + "-"
+        return "Ray jobs whose submission id starts with \(prefix) on \(options.dashboardAddress) (each running one ends itself within a second once it finds the driver gone, on the driver's host; end one now: ray job stop ID)"
+    }
+
     /// The submission id of an attempt: deterministic (the run id, the task, a hash of the run
     /// directory and the task, the attempt), so a resubmission finds the same job, and runs of
     /// the same id in other work directories do not collide.

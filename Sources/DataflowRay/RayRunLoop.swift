@@ -5,8 +5,13 @@ import Synchronization
 /// The Ray executor's loop: submits queued attempts while fewer than `maxSubmit` jobs are in
 /// flight (and, with `autoscalerAware`, while they fit the cluster's free resources), reads every
 /// job's status with one `GET /api/jobs/` per round, and finishes the attempts whose jobs ended:
-/// their log into the attempt log, the ending from Ray's status and the attempt record, the job
-/// deleted from the head.
+/// their log into the attempt log, the ending from Ray's status and the attempt record. The job
+/// is deleted from the head `deleteDelaySeconds` after it ended, not at once: Ray's job manager
+/// watches each job's supervisor actor once a second, and when it finds the actor gone and the
+/// job's entry gone too (deleted while it looked), it writes the job back as FAILED ("Job
+/// supervisor actor died"). A job that comes back anyway is deleted again. A program that exits
+/// within that delay leaves its last jobs listed with their true final state (SUCCEEDED,
+/// STOPPED), never FAILED.
 ///
 /// - Note: Thread-safe: state is under `state`'s lock; continuations are resumed outside it.
 final class _RayRunLoop: Sendable {
@@ -50,7 +55,18 @@ final class _RayRunLoop: Sendable {
         /// Nodes whose job lost its supervisor, by node id, with when: submissions wait until
         /// Ray declares them DEAD (at most `nodeLossWaitSeconds`).
         var lostNodes: [String: Date] = [:]
+        /// Jobs that ended, by submission id, with when: deleted once `deleteDelaySeconds` passed.
+        var toDelete: [String: Date] = [:]
+        /// Jobs deleted, with when: watched for `resurrectionWatchSeconds` and deleted again if
+        /// the head lists them again.
+        var deleted: [String: Date] = [:]
     }
+
+    /// How long after a job ended it is deleted from the head: more than the job manager's
+    /// monitoring period (1 s in Ray 2.x), so that its monitor has seen the supervisor end.
+    static let deleteDelaySeconds: Double = 2
+    /// How long a deleted job is watched for coming back (see the type's doc).
+    static let resurrectionWatchSeconds: Double = 6
 
     /// How long `/api/cluster_status` may still count a job that ended (its monitor's period).
     static let usageLagSeconds: Double = 6
@@ -125,18 +141,50 @@ final class _RayRunLoop: Sendable {
                 return ids
             }
             for id in stops { await client.stop(id) }
-            let done = state.withLock { state -> Bool in
-                guard state.jobs.isEmpty && state.queued.isEmpty else { return false }
+            await deleteEndedJobs()
+            let (done, onlyDeletions) = state.withLock { state -> (Bool, Bool) in
+                guard state.jobs.isEmpty && state.queued.isEmpty else { return (false, false) }
+                guard state.toDelete.isEmpty && state.deleted.isEmpty else { return (false, true) }
                 state.loopRunning = false
-                return true
+                return (true, true)
             }
             if done { return }
+            if onlyDeletions {
+                // No attempt waits on this: the head is looked at twice a second for deletions.
+                await sleeper.sleep(seconds: 0.5)
+                _ = await pollRound()
+                continue
+            }
             // Look again soon when a job's worker has written its record (the job ends within
             // moments), or when attempts wait in our queue for room.
             let soon = !stops.isEmpty || state.withLock { !$0.queued.isEmpty } || recordWritten()
             await sleeper.sleep(seconds: soon ? options.pollIntervalMinSeconds : interval)
             let changed = await pollRound()
             interval = changed ? options.pollIntervalMinSeconds : min(options.pollIntervalMaxSeconds, interval * 2)
+        }
+    }
+
+    /// Deletes the jobs that ended `deleteDelaySeconds` ago (all at once), and forgets deleted
+    /// jobs watched long enough.
+    private func deleteEndedJobs() async {
+        let now = Date()
+        let due = state.withLock { state -> [String] in
+            let due = state.toDelete.filter { now.timeIntervalSince($0.value) >= Self.deleteDelaySeconds }.map(\.key)
+            for id in due {
+                state.toDelete[id] = nil
+                state.deleted[id] = now
+            }
+            state.deleted = state.deleted.filter { now.timeIntervalSince($0.value) < Self.resurrectionWatchSeconds }
+            return due
+        }
+        await delete(due)
+    }
+
+    private func delete(_ ids: [String]) async {
+        guard !ids.isEmpty else { return }
+        let client = self.client
+        await withTaskGroup(of: Void.self) { group in
+            for id in ids { group.addTask { await client.delete(id) } }
         }
     }
 
@@ -266,6 +314,11 @@ final class _RayRunLoop: Sendable {
         var byID: [String: RayClient.JobDetails] = [:]
         for job in listed { if let id = job.submission_id { byID[id] = job } }
         let now = Date()
+        // Deleted jobs the head lists again (written back by its monitor): deleted again.
+        let back = state.withLock { state -> [String] in
+            state.deleted.keys.filter { id in byID[id].map { ["SUCCEEDED", "FAILED", "STOPPED"].contains($0.status) } ?? false }
+        }
+        await delete(back)
         let (candidates, changed) = state.withLock { state -> ([Job], Bool) in
             var candidates: [Job] = []
             var changed = false
@@ -319,8 +372,8 @@ final class _RayRunLoop: Sendable {
                 }
             }
         }
-        // Each ended job's log into its attempt log, then the job deleted from the head: all
-        // at once (two requests each).
+        // Each ended job's log into its attempt log: all at once. The job is deleted from the
+        // head later (see `deleteDelaySeconds`).
         let client = self.client
         await withTaskGroup(of: Void.self) { group in
             for (job, _) in finished where job.lastStatus != "PENDING" {
@@ -328,11 +381,13 @@ final class _RayRunLoop: Sendable {
                 let logPath = job.request.launch.logPath
                 group.addTask {
                     if let logs = await client.logs(id), !logs.isEmpty { Self.append(logs, toLog: logPath, jobID: id) }
-                    await client.delete(id)
                 }
             }
         }
         state.withLock { state in
+            for (job, _) in finished where job.lastStatus != "PENDING" {
+                state.toDelete[job.request.submissionID] = job.finalSince ?? now
+            }
             for (job, _) in finished {
                 state.jobs[job.request.submissionID] = nil
                 state.idOfRequest[job.request.id] = nil

@@ -98,6 +98,11 @@ public final class SlurmExecutor: Executor {
         await runLoop.runEnded(jobName: SlurmSubmission.jobName(runID: run.runID))
     }
 
+    public func leftovers(runID: String) -> String? {
+        let name = Self.jobName(runID: runID)
+        return "SLURM jobs named \(name) that were queued or running (each running one ends itself within a second once it finds the driver gone; end them all now: scancel --name=\(name))"
+    }
+
     /// The job name every job of run `runID` has (`squeue --name`, `sacct --name`).
     public static func jobName(runID: String) -> String { SlurmSubmission.jobName(runID: runID) }
 }

@@ -8,7 +8,7 @@ public enum TestWorkflows {
     /// Every workflow the worker program serves.
     public static func all() -> [Workflow] {
         [workerDemo(), poolCompare(), poolFaults(), poolChain(length: 1_000), memoryPressure(inPlace: true), memoryPressure(inPlace: false),
-         conformance(), conformance(failingTasks: false), conformanceCancel(), mixedExecutors(), poolGrandchild(), poolOutput(),
+         conformance(), conformance(failingTasks: false), conformanceCancel(), interruptible(), mixedExecutors(), poolGrandchild(), poolOutput(),
          poolLargeMessages()] + ClusterWorkflows.all()
             + LineageWorkflows.all() + ResumeWorkflows.all()
     }
@@ -196,6 +196,26 @@ public enum TestWorkflows {
             try await Task.sleep(nanoseconds: 60_000_000_000)
             return 1
         }
+        return workflow
+    }
+
+    /// A program to interrupt: "make" (a 1 MiB tensor) → "waits" (writes its marker, then sleeps
+    /// a minute) → "total". Where values cross through files, "make"'s output is an exchange
+    /// file while "waits" runs.
+    public static func interruptible() -> Workflow {
+        let workflow = Workflow("interruptible")
+        let make = workflow.task("make") { () throws -> Tensor<Float> in
+            try TaskContext.current!.makeTensor(shape: [1 << 18], of: Float.self) { x in
+                for i in x.indices { x[i] = 1 }
+            }
+        }
+        let waits = workflow.task("waits", make) { (x: Tensor<Float>) async throws -> Double in
+            try? FileManager.default.createDirectory(atPath: markerDirectory, withIntermediateDirectories: true)
+            try? "\(getpid())".write(toFile: markerPath(task: "waits", attempt: TaskContext.current!.attempt), atomically: true, encoding: .utf8)
+            try await Task.sleep(nanoseconds: 60_000_000_000)
+            return x.reduce(0.0) { $0 + Double($1) }
+        }
+        workflow.task("total", waits) { (sum: Double) in sum }
         return workflow
     }
 

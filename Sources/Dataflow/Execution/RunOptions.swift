@@ -152,8 +152,12 @@ public struct RunOptions: Sendable {
         }
     }
 
+    /// The name of the store a run makes for itself when `store` is nil
+    /// (`/dev/shm/dataflow.<name>`): `run-` and the run id's first 190 characters.
+    public static func storeName(runID: String) -> String { "run-\(String(runID.prefix(190)))" }
+
     /// "<workflow>-<yyyyMMdd-HHmmss>-<4 hex>", valid as a store name and a directory name.
-    static func makeRunID(workflow: String) -> String {
+    public static func makeRunID(workflow: String) -> String {
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyyMMdd-HHmmss"
         formatter.timeZone = TimeZone(identifier: "UTC")

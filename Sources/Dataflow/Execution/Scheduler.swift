@@ -43,7 +43,7 @@ extension Workflow {
             if let given = options.store {
                 store = given
             } else {
-                store = try SharedObjectStore.create(named: "run-\(String(runID.prefix(190)))", capacityBytes: capacity)
+                store = try SharedObjectStore.create(named: RunOptions.storeName(runID: runID), capacityBytes: capacity)
             }
         } catch {
             var failure = DataflowError(.store, "cannot create the run's store: \(error.message)")
@@ -863,8 +863,10 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         }
     }
 
-    /// Frees every value that is no requested result and is still around (its consumers were
-    /// skipped or the run stopped early). Runs after every lane has returned.
+    /// Finishes every value that is no requested result and is still around (its consumers were
+    /// skipped, or the run failed or was cancelled), as after its last consumer: freed from
+    /// memory, its exchange file removed (files a policy keeps stay). Runs after every lane has
+    /// returned.
     private func cleanUp() {
         let (outputs, outputFreed) = lock.withLock { (self.outputs, self.outputFreed) }
         let candidates = nodes.indices.filter { !isRequested[$0] && outputs[$0] != nil && !outputFreed[$0] }
@@ -872,9 +874,9 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         // A task that passed its input through shares the object with it: never free a result.
         let resultObjects = Set(nodes.indices.compactMap { isRequested[$0] ? outputs[$0] : nil })
         for index in candidates {
-            guard let id = outputs[index], !resultObjects.contains(id),
-                let record = try? materializer.record(for: id), record.inMemory else { continue }
-            try? spill.delete(id)
+            guard let id = outputs[index], !resultObjects.contains(id) else { continue }
+            _ = try? materializer.setRemainingConsumers(id, 0)
+            if let record = try? materializer.record(for: id), record.inMemory { try? spill.delete(id) }
         }
     }
 }

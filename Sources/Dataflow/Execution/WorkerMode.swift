@@ -115,6 +115,7 @@ extension Workflow {
         arguments: [String], building: @escaping (String) -> Workflow?, fallback: @escaping (WorkerSpec) -> Workflow?
     ) async {
         if arguments.contains(ProcessExecutor.workerFlag) {
+            _WorkerSignals.installForPoolWorker()
             var built: [String: Workflow] = [:]
             await _PoolWorker { spec in
                 guard let name = spec.workflow else { return fallback(spec) }

@@ -80,6 +80,24 @@ enum _WorkerSignals {
         thread.start()
     }
 
+    /// A pool worker of a `ProcessExecutor` (`--dataflow-worker-pool`) shares its driver's
+    /// process group, so a terminal's Ctrl-C reaches it too: it ignores SIGINT, and the driver
+    /// decides (a run it cancels kills the workers' current tasks). A thread of its own looks
+    /// every half second whether the driver (its parent) still lives; once it is gone (killed,
+    /// crashed, or interrupted without cancelling the run), the worker exits at once instead of
+    /// running its task to the end for nobody. What it held in the store is reclaimed as a dead
+    /// process's.
+    static func installForPoolWorker() {
+        signal(SIGINT, SIG_IGN)
+        let parent = _Sys.parentProcessID()
+        let thread = Thread {
+            while _Sys.parentProcessID() == parent { Thread.sleep(forTimeInterval: 0.5) }  // a thread of its own: no pool is blocked
+            _Sys.exitNow(70)
+        }
+        thread.name = "dataflow-parent-watch"
+        thread.start()
+    }
+
     private static func appendToLog(_ path: String, _ line: String) {
         guard let handle = FileHandle(forWritingAtPath: path) else {
             FileHandle.standardError.write(Data(line.utf8))

@@ -61,12 +61,17 @@ public protocol Executor: AnyObject, Sendable {
     /// A run that used this executor ended, after its last attempt (e.g. let go of the run's
     /// store, delete finished jobs).
     func runEnded(_ run: ExecutorRun) async
+    /// What attempts of run `runID` may still be running on this engine when the driver exits
+    /// without cancelling the run (a second Ctrl-C), and how to end them, in one line; nil when
+    /// nothing of the run outlives the driver. `WorkflowCommandLine` prints it.
+    func leftovers(runID: String) -> String?
 }
 
 extension Executor {
     public func connect() async throws(DataflowError) {}
     public func runStarted(_ run: ExecutorRun) async throws(DataflowError) {}
     public func runEnded(_ run: ExecutorRun) async {}
+    public func leftovers(runID: String) -> String? { nil }
 }
 
 /// What an executor can do. The planner decides per edge from `reachesStore` whether a value

@@ -56,6 +56,10 @@ extension ProcessExecutor: Executor {
     }
 
     /// Idle workers let go of the run's store when the run made it (it is removed next).
+    public func leftovers(runID: String) -> String? {
+        "warm worker processes (each exits within half a second of the driver, its task unfinished)"
+    }
+
     public func runEnded(_ run: ExecutorRun) async {
         runParts.forget(runID: run.runID)
         if run.storeEndsWithRun { await detachWorkers(fromStore: run.store.name) }
