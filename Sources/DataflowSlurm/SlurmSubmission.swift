@@ -121,10 +121,15 @@ struct SlurmSubmission: Sendable {
         String(text.map { $0.isNewline || $0 == "\"" || $0 == "'" ? " " : $0 }.prefix(200))
     }
 
-    /// The job name of every job of run `runID`: `df-` and the run id's file-name-safe start,
-    /// then a hash of the whole id (SLURM job names here are `[A-Za-z0-9_-]{1,50}`).
+    /// The job name of every job of run `runID`: `df-<run id>`, so that `squeue --name` and
+    /// `sacct --name` find a run's jobs by its id. A run id longer than 200 characters, or with
+    /// characters other than `[A-Za-z0-9._-]`, gives `df-`, its file-name-safe first 200
+    /// characters, `-` and a hash of the whole id (SLURM itself takes long names: a 233-character
+    /// name works with `squeue --name` and `sacct --name` here).
     static func jobName(runID: String) -> String {
-        let safe = String(runID.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") ? $0 : "_" }.prefix(32))
+        let isSafe = runID.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
+        if isSafe && !runID.isEmpty && runID.count <= 200 { return "df-\(runID)" }
+        let safe = String(runID.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") ? $0 : "_" }.prefix(200))
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in runID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return "df-\(safe)-" + String(hash & 0xffff_ffff, radix: 16)

@@ -227,7 +227,7 @@ struct SlurmInterruptTests {
 
 /// Ctrl-C to a workflow program whose tasks are Ray jobs: the running job is stopped, the run's
 /// jobs are gone from the head (or STOPPED, never FAILED).
-@Suite(.serialized, .enabled(if: RayTestCluster.answers, RayTestCluster.skipNote))
+@Suite(.serialized, .enabled(if: RayTestCluster.answers, RayTestCluster.skipNote), .headListsNoJobFailedByItsDeletion)
 struct RayInterruptTests {
     @Test func ctrlCStopsTheRunsJobs() async throws {
         try await withWorkdir { workdir in

@@ -85,6 +85,33 @@ enum RayTestCluster {
     }
 }
 
+/// After each test: no job that appeared on the head during it is listed FAILED with
+/// `JOB_SUPERVISOR_ACTOR_DIED` while its worker wrote a succeeded record or the run stopped it —
+/// what Ray's job monitor writes for a job deleted while it looked. (A job whose node really
+/// died is deleted by the run loop two seconds after it ended, so it is not listed either.)
+struct HeadListsNoJobFailedByItsDeletion: SuiteTrait, TestTrait, TestScoping {
+    var isRecursive: Bool { true }
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        guard testCase != nil, RayTestCluster.answers else { return try await function() }
+        let before = Set(try RayTestCluster.jobs().compactMap { $0["submission_id"] as? String })
+        try await function()
+        let isNew = { (job: [String: Any]) in (job["submission_id"] as? String).map { !before.contains($0) } ?? false }
+        guard try RayTestCluster.jobs().contains(where: isNew) else { return }
+        // Jobs are deleted 2 s after they end, and a job written back by Ray's monitor shows
+        // within a second of its deletion.
+        try await Task.sleep(nanoseconds: 3_500_000_000)
+        let failed = try RayTestCluster.jobs().filter {
+            isNew($0) && $0["status"] as? String == "FAILED" && $0["error_type"] as? String == "JOB_SUPERVISOR_ACTOR_DIED"
+        }
+        #expect(failed.isEmpty, "the head lists job(s) FAILED by their supervisor's death: \(failed.compactMap { $0["submission_id"] })")
+    }
+}
+
+extension Trait where Self == HeadListsNoJobFailedByItsDeletion {
+    static var headListsNoJobFailedByItsDeletion: Self { Self() }
+}
+
 @Suite struct RayHeadRequirementTests {
     @Test func aHeadAnswersWhereOneIsRequired() {
         if RayTestCluster.required {
@@ -97,7 +124,7 @@ enum RayTestCluster {
 
 /// The Ray executor on a real Ray head (`Scripts/ray-local.sh`): whole workflows through the
 /// public API, each task a Ray job running the test worker program.
-@Suite(.serialized, .enabled(if: RayTestCluster.answers, RayTestCluster.skipNote))
+@Suite(.serialized, .enabled(if: RayTestCluster.answers, RayTestCluster.skipNote), .headListsNoJobFailedByItsDeletion)
 struct RayExecutorTests {
     @Test func theRayExecutorConformsWithJobsAttachedToTheStore() async throws {
         try await checkExecutorConformance(RayTestCluster.executor())
@@ -121,7 +148,13 @@ struct RayExecutorTests {
             // Ray's log of each job is in the attempt log; the head keeps none of the run's jobs.
             let log = try String(contentsOfFile: "\(workdir)/runs/\(options.runID!)/logs/make.1.log", encoding: .utf8)
             #expect(log.contains("Ray's log of job"), "\(log)")
-            let left = try RayTestCluster.jobs().filter { ($0["metadata"] as? [String: String])?["dataflow_run"] == options.runID }
+            // (Deleted 2 s after they ended: see `_RayRunLoop.deleteDelaySeconds`.)
+            var left: [[String: Any]] = []
+            for _ in 0..<40 {
+                left = try RayTestCluster.jobs().filter { ($0["metadata"] as? [String: String])?["dataflow_run"] == options.runID }
+                if left.isEmpty { break }
+                try await Task.sleep(nanoseconds: 250_000_000)
+            }
             #expect(left.isEmpty, "the head still keeps \(left.count) job(s) of the run")
         }
     }

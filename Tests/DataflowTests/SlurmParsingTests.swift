@@ -77,11 +77,18 @@ import Testing
         #expect(timed.contains("--time=02:00:00") && !timed.contains { $0.hasPrefix("--mem") || $0.hasPrefix("--gres") })
     }
 
-    @Test func jobNamesAreShortSafeAndOnePerRun() {
-        let name = SlurmSubmission.jobName(runID: "demo-r1032444-f64.e3-s42-20261201-111513-30dc-and-a-long-tail")
-        #expect(name.count <= 50 && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }, "\(name)")
-        #expect(name == SlurmSubmission.jobName(runID: "demo-r1032444-f64.e3-s42-20261201-111513-30dc-and-a-long-tail"))
-        #expect(name != SlurmSubmission.jobName(runID: "demo-r1032444-f64.e3-s42-20261201-111513-30dc-and-a-long-tail2"))
+    /// The whole run id is in the job name, so that `squeue --name=df-<run id>` finds the run.
+    @Test func jobNamesKeepTheWholeRunIDAndAreOnePerRun() {
+        let runID = "acc-pipeline-20261207-205144-dba"
+        #expect(SlurmSubmission.jobName(runID: runID) == "df-acc-pipeline-20261207-205144-dba")
+        let long = "demo-r1032444-f64.e3-s42-20261201-111513-30dc-and-a-long-tail"
+        #expect(SlurmSubmission.jobName(runID: long) == "df-\(long)")
+        #expect(SlurmSubmission.jobName(runID: long) != SlurmSubmission.jobName(runID: long + "2"))
+        // Ids SLURM's name would mangle, or too long: a safe start and a hash of the whole id.
+        let odd = SlurmSubmission.jobName(runID: "a run/with spaces")
+        #expect(odd.hasPrefix("df-a_run_with_spaces-") && odd != SlurmSubmission.jobName(runID: "a run/with_spaces"), "\(odd)")
+        let tooLong = SlurmSubmission.jobName(runID: String(repeating: "x", count: 300))
+        #expect(tooLong.count <= 3 + 200 + 1 + 8 && tooLong != SlurmSubmission.jobName(runID: String(repeating: "x", count: 301)), "\(tooLong)")
     }
 
     @Test func anArrayScriptPicksItsSpecAndLogByIndex() {
