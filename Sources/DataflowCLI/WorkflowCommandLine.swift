@@ -219,6 +219,19 @@ public struct WorkflowRunArguments: ParsableArguments, Sendable {
         if keepGoing { config.run.keepGoing = true }
         if let policy { config.run.policy = MaterializationPolicy(rawValue: policy) }
         if let executor { config.run.executor = executor }
+        // An executor named on the command line or in the environment that nothing declares:
+        // say where the name came from and which names there are.
+        if let name = config.run.executor, config.executors[name] == nil, !ExecutorRegistry.builtInKinds.contains(name) {
+            let source = executor != nil ? "--executor" : (environment["DATAFLOW_EXECUTOR"].map { !$0.isEmpty } == true ? "$DATAFLOW_EXECUTOR" : nil)
+            if let source {
+                let declared = config.executors.keys.sorted()
+                let declaredText = config.path.map { "declared in \($0): \(declared.isEmpty ? "none" : declared.joined(separator: ", "))" }
+                    ?? "none declared (no configuration file: --config FILE, $DATAFLOW_CONFIG or ./dataflow.toml)"
+                throw ConfigError(
+                    file: source, key: nil, line: nil,
+                    message: "no executor named \(_quote(name)): \(declaredText); built in: \(ExecutorRegistry.builtInKinds.sorted().joined(separator: ", "))")
+            }
+        }
         var options = RunOptions()
         try config.apply(to: workflow, options: &options, registry: registry)
         if let results { options.results = results.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
@@ -261,25 +274,54 @@ public struct WorkflowRunArguments: ParsableArguments, Sendable {
     }
 }
 
-/// The summary a workflow program prints after a run: its id, tasks by outcome, executors,
-/// wall time, where its directory is, and its results.
+/// The summary a workflow program prints after a run: its id, tasks by outcome (and reused),
+/// executors, wall time, where its directory is, and each result: its size, where it is (in
+/// memory, in a file, or reused from an earlier run's file) and, for scalars, strings, tensors
+/// and JSON values, a short view of the value itself (`_ValuePreview`). When a result lives only
+/// in memory, it says how to keep it.
 public struct RunReport: CustomStringConvertible, Sendable {
     public let run: WorkflowRun
     public let seconds: Double
+
+    public init(run: WorkflowRun, seconds: Double) {
+        self.run = run
+        self.seconds = seconds
+    }
 
     public var description: String {
         let events = (try? RunLog.read(at: run.logPath)) ?? []
         let finished = events.last { $0.kind == .runFinished }
         let executors = Set(events.compactMap { $0.kind == .attempt ? $0.executor : nil }).sorted()
+        let reusedCount = finished?.reused ?? 0
         var out = "run \(run.runID): \(finished?.succeeded ?? 0) succeeded, \(finished?.failed ?? 0) failed, \(finished?.skipped ?? 0) skipped"
-        out += " in \(String(format: "%.2f", seconds)) s on \(executors.isEmpty ? "no executor" : executors.joined(separator: ", "))\n"
+        if reusedCount > 0 { out += ", \(reusedCount) reused" }
+        out += " in \(String(format: "%.2f", seconds)) s "
+            + (executors.isEmpty ? (reusedCount > 0 ? "(nothing ran: every result is reused from an earlier run)" : "on no executor") : "on \(executors.joined(separator: ", "))")
+            + "\n"
         out += "  run directory: \(run.directory)\n"
         let records = Dictionary(run.records.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+        var reused: [String: RunLogEvent] = [:]
+        for event in events where event.kind == .reused { if let task = event.task { reused[task] = event } }
+        var onlyInMemory = 0
         for name in run.resultNames {
             let record = records[name]
             let size = record.map { ByteSize.human($0.byteCount) } ?? "?"
             let files = record?.files.filter { $0.contains("/values/") } ?? []
-            out += "  result \(name): \(size)" + (files.isEmpty ? " (in memory)" : " in \(files.joined(separator: ", "))") + "\n"
+            let place: String
+            if !files.isEmpty {
+                place = "in \(files.joined(separator: ", "))"
+            } else if let lineage = reused[name]?.lineage, let from = lineage.fromRun {
+                place = "reused from run \(from)" + (lineage.keptFile.map { " (\($0))" } ?? "")
+            } else {
+                place = "in memory"
+                onlyInMemory += 1
+            }
+            let value = (try? run.handle(named: name)).flatMap(_ValuePreview.text(of:)).map { " = \($0)" } ?? ""
+            out += "  result \(name): \(size) \(place)\(value)\n"
+        }
+        if onlyInMemory > 0 {
+            out += "  (a result only in memory is gone when this program exits: --policy final also writes the results to "
+                + "\(run.directory)/values, and --results a,b chooses which tasks' results to keep)\n"
         }
         return out
     }

@@ -78,7 +78,8 @@ import Testing
 
     @Test(arguments: [
         (["--jobs", "0"], "-j/--jobs"),
-        (["--executor", "nowhere"], "'nowhere'"),
+        (["--executor", "nowhere"], "--executor: no executor named 'nowhere'"),
+        (["--executor", "nowhere"], "built in: local, processes, ray, slurm"),
         (["--policy", "sometimes"], "--policy"),
         (["--config", "/nonexistent/dataflow.toml"], "/nonexistent/dataflow.toml"),
         (["--bogus"], "--bogus"),
@@ -94,6 +95,48 @@ import Testing
             try "[run]\nconcurrency = 2\nworkers = 4\n".write(toFile: config, atomically: true, encoding: .utf8)
             let (status, _, error) = try program(["--config", config])
             #expect(status == 1 && error.contains("\(config):3: run.workers: unknown key"), "\(error)")
+        }
+    }
+
+    @Test func aTOMLSyntaxErrorNamesTheLineAndColumn() async throws {
+        try await withWorkdir { workdir in
+            let config = "\(workdir)/dataflow.toml"
+            try "[run]\nworkdir = \"x\"\nconcurrency = \n".write(toFile: config, atomically: true, encoding: .utf8)
+            let (status, _, error) = try program(["--config", config])
+            #expect(status == 1 && error.contains("\(config):3:15: not valid TOML"), "\(error)")
+        }
+    }
+
+    /// A label sent to an executor nobody declared: the label, the file and line, the known
+    /// executors and the tasks that carry the label.
+    @Test func aLabelMappedToAnUnknownExecutorNamesTheLabelTheLineAndItsTasks() async throws {
+        try await withWorkdir { workdir in
+            let config = "\(workdir)/dataflow.toml"
+            try "[executor.pool]\ntype = \"processes\"\n\n[label.heavy]\nexecutor = \"gpu-farm\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+            let (status, _, error) = try program(["--config", config, "--workdir", workdir])
+            #expect(status == 1, "\(error)")
+            for expected in ["\(config):5: label.heavy.executor", "label 'heavy' is mapped to executor 'gpu-farm'", "declared: pool", "tasks carrying the label: 'squares'"] {
+                #expect(error.contains(expected), "\(expected): \(error)")
+            }
+        }
+    }
+
+    /// The summary shows small results, says where they are and how to keep them; a resumed run
+    /// says which earlier run a result came from.
+    @Test func theSummaryShowsResultsAndWhereTheyCameFrom() async throws {
+        try await withWorkdir { workdir in
+            let (status, output, error) = try program(["--workdir", workdir, "--progress", "never", "--results", "squares,total"])
+            #expect(status == 0, "\(error)")
+            #expect(output.contains("result squares: 4.0 MiB in memory = tensor<float32> shape [1048576]: [0.0, 1.0, 4.0, 9.0, 16.0, 25.0, …]"), "\(output)")
+            #expect(output.contains("result total: 8 B in memory = 3442893200.0"), "\(output)")
+            #expect(output.contains("--policy final also writes the results to"), "\(output)")
+            let (kept, keptOutput, _) = try program(["--workdir", workdir, "--progress", "never", "--policy", "final"])
+            #expect(kept == 0 && keptOutput.contains("/values/total.dfspill = 3442893200.0") && !keptOutput.contains("gone when this program exits"), "\(keptOutput)")
+            let first = keptOutput.split(separator: " ")[1].dropLast()  // "run <id>:"
+            let (resumed, resumedOutput, _) = try program(["--workdir", workdir, "--progress", "never", "--policy", "final", "--resume"])
+            #expect(resumed == 0, "\(resumedOutput)")
+            #expect(resumedOutput.contains("0 succeeded, 0 failed, 0 skipped, 3 reused") && resumedOutput.contains("nothing ran"), "\(resumedOutput)")
+            #expect(resumedOutput.contains("result total: 8 B reused from run \(first) (") && resumedOutput.contains("= 3442893200.0"), "\(resumedOutput)")
         }
     }
 }

@@ -50,6 +50,10 @@ import Testing
             // it) is gone as well, so "make" runs again for it.
             #expect(recomputed.map { $0.task ?? "-" } == ["scale", "make"], "\(recomputed.map { $0.message ?? "" })")
             #expect(recomputed.first?.message?.contains("input 1 of 'total'") == true, "\(recomputed.first?.message ?? "")")
+            if loss == .deleteSpillFile {
+                // The run log names the file that is gone.
+                #expect(recomputed.first?.message?.contains(".dfspill") == true, "\(recomputed.first?.message ?? "")")
+            }
             let attempts = events.filter { $0.kind == .attempt }
             func outcomes(_ task: String) -> [AttemptOutcome] { attempts.filter { $0.task == task }.compactMap(\.outcome) }
             #expect(outcomes("total") == [.error, .succeeded], "\(attempts.filter { $0.task == "total" }.map { $0.message ?? "" })")

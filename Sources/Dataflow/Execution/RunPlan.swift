@@ -116,6 +116,11 @@ extension Workflow {
 
     /// Changes the resources of every task that has label `label`; returns how many.
     @discardableResult
+    /// The names of the tasks that carry `label`, in the order they were added.
+    public func taskNames(labelled label: String) -> [String] {
+        nodes.filter { $0.options.labels.contains(label) }.map(\.name)
+    }
+
     public func overrideResources(ofTasksLabelled label: String, _ resources: Resources) -> Int {
         var changed = 0
         for index in nodes.indices where nodes[index].options.labels.contains(label) {

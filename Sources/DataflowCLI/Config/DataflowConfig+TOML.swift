@@ -13,7 +13,9 @@ extension DataflowConfig {
     public static func parse(_ text: String, path: String, registry: ExecutorRegistry = .shared) throws(ConfigError) -> DataflowConfig {
         let root: TOMLTable
         do { root = try TOMLTable(string: text) } catch let error as TOMLParseError {
-            throw ConfigError(file: path, key: nil, line: error.source.begin.line, message: "not valid TOML: \(error.description)")
+            throw ConfigError(
+                file: path, key: nil, line: error.source.begin.line, column: error.source.begin.column,
+                message: "not valid TOML: \(error.description)")
         } catch {
             throw ConfigError(file: path, key: nil, line: nil, message: "not valid TOML: \(error)")
         }
@@ -46,6 +48,9 @@ extension DataflowConfig {
                     executor: try reader.string(table, "executor", at: [section, name]),
                     resources: try reader.resources(table, "resources", at: [section, name]))
                 settings.executorSettings = try reader.stringTable(table, "settings", at: [section, name])
+                if settings.executor != nil, let line = reader.line(of: [section, name, "executor"]) {
+                    config.keyLines["\(section).\(name).executor"] = line
+                }
                 config[keyPath: keyPath][name] = settings
             }
         }

@@ -138,6 +138,9 @@ public struct DataflowConfig: Sendable {
     public var executors: [String: ExecutorDeclaration] = [:]
     public var tasks: [String: TaskSettings] = [:]
     public var labels: [String: TaskSettings] = [:]
+    /// The lines of the keys that name executors (`run.executor`, `label.<L>.executor`,
+    /// `task.<T>.executor`), for messages.
+    var keyLines: [String: Int] = [:]
 
     public init() {}
 
@@ -224,7 +227,12 @@ public struct DataflowConfig: Sendable {
         for (label, settings) in labels {
             if let executor = settings.executor {
                 guard options.executors[executor] != nil || ExecutorRegistry.builtInKinds.contains(executor) else {
-                    throw ConfigError(file: file, key: "label.\(label).executor", line: nil, message: "no executor named \(_quote(executor)) is declared")
+                    let carriers = workflow.taskNames(labelled: label)
+                    let shown = carriers.prefix(5).map { _quote($0) }.joined(separator: ", ") + (carriers.count > 5 ? " and \(carriers.count - 5) more" : "")
+                    throw ConfigError(
+                        file: file, key: "label.\(label).executor", line: keyLines["label.\(label).executor"],
+                        message: "label \(_quote(label)) is mapped to executor \(_quote(executor)), which is not declared (\(knownExecutors(registry: registry))); "
+                            + (carriers.isEmpty ? "no task of workflow '\(workflow.name)' carries the label" : "tasks carrying the label: \(shown)"))
                 }
                 if options.executors[executor] == nil { options.executors[executor] = try self.executor(named: executor, options: options, registry: registry, key: "label.\(label).executor") }
                 options.executorForLabel[label] = executor
@@ -235,7 +243,9 @@ public struct DataflowConfig: Sendable {
         for (task, settings) in tasks.sorted(by: { $0.key < $1.key }) {
             if let executor = settings.executor, options.executors[executor] == nil {
                 guard ExecutorRegistry.builtInKinds.contains(executor) else {
-                    throw ConfigError(file: file, key: "task.\(task).executor", line: nil, message: "no executor named \(_quote(executor)) is declared")
+                    throw ConfigError(
+                        file: file, key: "task.\(task).executor", line: keyLines["task.\(task).executor"],
+                        message: "task \(_quote(task)) is mapped to executor \(_quote(executor)), which is not declared (\(knownExecutors(registry: registry)))")
                 }
                 options.executors[executor] = try self.executor(named: executor, options: options, registry: registry, key: "task.\(task).executor")
             }
@@ -245,6 +255,13 @@ public struct DataflowConfig: Sendable {
                 throw ConfigError(file: file, key: "task.\(task)", line: nil, message: error.message)
             }
         }
+    }
+
+    /// "declared: a, b; built in: local, processes, slurm, ray", for messages.
+    func knownExecutors(registry: ExecutorRegistry) -> String {
+        let declared = executors.keys.sorted()
+        return (declared.isEmpty ? "none declared" : "declared: " + declared.joined(separator: ", "))
+            + "; built in: " + ExecutorRegistry.builtInKinds.sorted().joined(separator: ", ")
     }
 
     /// The executor `name` stands for: a declared one, or a built-in kind (`local`, or
@@ -269,11 +286,14 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     public var key: String?
     /// Its line in the file, 1-based, where known.
     public var line: Int?
+    /// Its column, 1-based, where known (TOML syntax errors).
+    public var column: Int? = nil
     public var message: String
 
     public var description: String {
         var place = file
         if let line { place += ":\(line)" }
+        if let line, line > 0, let column { place += ":\(column)" }
         if let key { place += ": \(key)" }
         return "\(place): \(message)"
     }

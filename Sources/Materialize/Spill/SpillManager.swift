@@ -246,6 +246,9 @@ public final class SpillManager: @unchecked Sendable {  // mutable state is guar
             return nil  // being restored by someone else
         } catch where error.code == .objectNotFound && hasSpillFile(id) {
             // spilled: restore it below
+        } catch where error.code == .objectNotFound {
+            // Neither in memory nor spilled: say where its spill file would be (a deleted one).
+            throw .store(error, while: "getting object \(id) (not in memory, and no spill file at '\(path(for: id))')")
         } catch {
             throw .store(error, while: "getting object \(id)")
         }
