@@ -33,7 +33,7 @@ test: deps
 # failure its last 12 KB are printed again, so that the report is the last thing CI shows.)
 # (Three SLURM and three Ray tests run under it too when a cluster answers: the executors' run
 # loops are concurrency code; the rest of their suites spends its time waiting for the engines.)
-TSAN_SUITES := SlurmExecutorTests/(aThreeStage|aFiftyWayMap|aCancelledRun)|RayExecutorTests/(aThreeStage|aStoppedRun|maxSubmit)|ExecutorConformanceTests|PerTaskExecutorTests|RequestedResultsTests|ObjectLifecycleTests|CrossProcessTests|SharedObjectStoreTests|TypedValueTests|SpillManagerTests|PolicyTableTests|SpillFileTests|WorkflowTests|ShellTaskTests|WorkerModeTests|WireFormatTests|ProcessExecutorTests|LineageTests|ResumeTests
+TSAN_SUITES := SlurmExecutorTests/(aThreeStage|aFiftyWayMap|aCancelledRun)|RayExecutorTests/(aThreeStage|aStoppedRun|maxSubmit)|ExecutorConformanceTests|PerTaskExecutorTests|RequestedResultsTests|ObjectLifecycleTests|CrossProcessTests|SharedObjectStoreTests|TypedValueTests|SpillManagerTests|PolicyTableTests|SpillFileTests|WorkflowTests|ShellTaskTests|WorkerModeTests|WireFormatTests|ProcessExecutorTests|LineageTests|ResumeTests|InterruptTests/ctrlC|InterruptTests/sigterm|SlurmInterruptTests/ctrlC|RayInterruptTests
 test-tsan:
 	@mkdir -p .build-tsan
 	@if SWIFT_BACKTRACE=enable=no $(SWIFT) test --sanitize=thread --scratch-path .build-tsan \

@@ -24,6 +24,7 @@ final class _RunInterruption: Sendable {
 
     private struct State {
         var received: Int32?
+        var receivedAt: ContinuousClock.Instant?
         var onFirst: (@Sendable (Int32) -> Void)?
         var leftovers: (@Sendable () -> String)?
         var sources = _SignalSources(list: [])
@@ -44,7 +45,12 @@ final class _RunInterruption: Sendable {
         for number in signals {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { [weak interruption] in interruption?.received(number) }
+            // Signals that arrive before the handler runs are coalesced: `data` counts them.
+            // (The handler holds its source until `remove()` cancels it.)
+            let held = _SignalSources(list: [source])
+            source.setEventHandler { [weak interruption] in
+                for _ in 0..<min(max(held.list[0].data, 1), 2) { interruption?.received(number) }
+            }
             source.resume()
             sources.list.append(source)
         }
@@ -58,6 +64,9 @@ final class _RunInterruption: Sendable {
 
     /// The first signal received, if any.
     var received: Int32? { state.withLock { $0.received } }
+
+    /// When the first signal came.
+    var receivedAt: ContinuousClock.Instant? { state.withLock { $0.receivedAt } }
 
     /// The exit status for a run the first signal cancelled: 128 + its number.
     var exitStatus: Int32? { received.map { 128 + $0 } }
@@ -75,7 +84,10 @@ final class _RunInterruption: Sendable {
     private func received(_ number: Int32) {
         let (first, onFirst, leftovers) = state.withLock { state -> (Int32?, (@Sendable (Int32) -> Void)?, (@Sendable () -> String)?) in
             let first = state.received
-            if first == nil { state.received = number }
+            if first == nil {
+                state.received = number
+                state.receivedAt = .now
+            }
             return (first, state.onFirst, state.leftovers)
         }
         guard let first else {

@@ -84,7 +84,8 @@ public enum WorkflowCommandLine {
         } catch let error as DataflowError where error.code == .runCancelled && interruption.received != nil {
             let signal = interruption.received ?? SIGINT
             FileHandle.standardError.write(Data(Self.cancellationSummary(
-                runID: runID, options: options, signal: signal, seconds: (ContinuousClock.now - started).secondsValue).utf8))
+                runID: runID, options: options, signal: signal, seconds: (ContinuousClock.now - started).secondsValue,
+                stoppingSeconds: interruption.receivedAt.map { (ContinuousClock.now - $0).secondsValue }).utf8))
             return 128 + signal
         } catch {
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
@@ -94,7 +95,7 @@ public enum WorkflowCommandLine {
 
     /// What a run cancelled by `signal` did, for standard error: its attempts by outcome, what
     /// was removed, and where its log is.
-    static func cancellationSummary(runID: String, options: RunOptions, signal: Int32, seconds: Double) -> String {
+    static func cancellationSummary(runID: String, options: RunOptions, signal: Int32, seconds: Double, stoppingSeconds: Double?) -> String {
         let directory = RunDirectory(workdir: options.workdir, runID: runID)
         let logPath = "\(directory.path)/run.jsonl"
         let attempts = ((try? RunLog.read(at: logPath)) ?? []).filter { $0.kind == .attempt }
@@ -102,7 +103,8 @@ public enum WorkflowCommandLine {
         for attempt in attempts { counts[attempt.outcome?.rawValue ?? "unknown", default: 0] += 1 }
         let outcomes = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let storeLeft = SharedObjectStore.exists(named: RunOptions.storeName(runID: runID))
-        return "run \(runID) cancelled by \(_RunInterruption.name(of: signal)) after \(String(format: "%.2f", seconds)) s: "
+        let stopping = stoppingSeconds.map { " (stopping took \(String(format: "%.2f", $0)) s)" } ?? ""
+        return "run \(runID) cancelled by \(_RunInterruption.name(of: signal)) after \(String(format: "%.2f", seconds)) s\(stopping): "
             + "attempts \(outcomes.isEmpty ? "none" : outcomes)\n"
             + "  run log: \(logPath)\n"
             + (storeLeft ? "  the run's store is still in /dev/shm: dataflow.\(RunOptions.storeName(runID: runID))\n" : "")

@@ -82,6 +82,9 @@ import Testing
     static func expectCancelledCleanly(_ program: Program, exit: ChildProcess.Exit?, status: Int32, signalName: String, taskPid: pid_t?) async throws {
         #expect(exit == .exited(status), "exit \(String(describing: exit)); stderr: \(program.errors)")
         #expect(program.errors.contains("cancelled by \(signalName)"), "\(program.errors)")
+        // Under `make test-tsan` the program is built with ThreadSanitizer too: its signal
+        // handling and cancellation must be clean.
+        #expect(!program.errors.contains("ThreadSanitizer"), "\(program.errors)")
         let events = try RunLog.read(at: "\(program.runDirectory.path)/run.jsonl")
         #expect(events.last?.kind == .runFinished && events.last?.message == "cancelled", "\(events.last.map { "\($0)" } ?? "no event")")
         let waits = events.filter { $0.kind == .attempt && $0.task == "waits" }
@@ -120,7 +123,9 @@ import Testing
             let signalled = Date()
             program.child.signal(SIGINT)  // the whole group, as a terminal does
             let exit = await program.exit(within: 10)
-            #expect(Date().timeIntervalSince(signalled) < 5, "the run took \(Date().timeIntervalSince(signalled)) s to cancel")
+            // Well under a second on an idle machine; beside the SLURM and Ray suites on 2 cores,
+            // up to several seconds.
+            #expect(Date().timeIntervalSince(signalled) < 15, "the run took \(Date().timeIntervalSince(signalled)) s to cancel")
             try await Self.expectCancelledCleanly(program, exit: exit, status: 130, signalName: "SIGINT", taskPid: executor == "local" ? nil : taskPid)
         }
     }
@@ -207,8 +212,10 @@ struct SlurmInterruptTests {
             defer { program.removeMarkers() }
             let taskPid = try await program.waitForTheLongTask(seconds: 90)
             #expect(taskPid != nil, "the long task never started: \(program.errors)")
+            // The second once the program answered the first, as a person presses Ctrl-C again
+            // (two signals sent back to back are one for the kernel: standard signals do not queue).
             program.child.signal(SIGINT)
-            try await Task.sleep(nanoseconds: 20_000_000)
+            for _ in 0..<100 where !program.errors.contains("SIGINT: cancelling the run") { try await Task.sleep(nanoseconds: 10_000_000) }
             program.child.signal(SIGINT)
             let exit = await program.exit(within: 5)
             let runID = program.runID
