@@ -106,6 +106,12 @@ import Testing
         }
     }
 
+    /// "stopping took 0.31 s" in the program's cancellation summary.
+    static func stoppingSeconds(_ errors: String) -> Double? {
+        guard let range = errors.range(of: "stopping took ") else { return nil }
+        return Double(errors[range.upperBound...].prefix { $0.isNumber || $0 == "." })
+    }
+
     static func isZombie(_ pid: pid_t) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
         return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
@@ -120,12 +126,12 @@ import Testing
             defer { program.removeMarkers() }
             let taskPid = try await program.waitForTheLongTask(seconds: 60)
             #expect(taskPid != nil, "the long task never started: \(program.errors)")
-            let signalled = Date()
             program.child.signal(SIGINT)  // the whole group, as a terminal does
-            let exit = await program.exit(within: 10)
-            // Well under a second on an idle machine; beside the SLURM and Ray suites on 2 cores,
-            // up to several seconds.
-            #expect(Date().timeIntervalSince(signalled) < 15, "the run took \(Date().timeIntervalSince(signalled)) s to cancel")
+            let exit = await program.exit(within: 60)
+            // The program's own figure, from the signal to the end of the run (this test process
+            // may itself be slow to notice its exit beside the other suites). Well under a second
+            // on an idle machine.
+            #expect(Self.stoppingSeconds(program.errors).map { $0 < 10 } == true, "\(program.errors)")
             try await Self.expectCancelledCleanly(program, exit: exit, status: 130, signalName: "SIGINT", taskPid: executor == "local" ? nil : taskPid)
         }
     }
@@ -138,7 +144,7 @@ import Testing
             let taskPid = try await program.waitForTheLongTask(seconds: 60)
             #expect(taskPid != nil, "the long task never started: \(program.errors)")
             kill(program.child.pid, SIGTERM)
-            let exit = await program.exit(within: 10)
+            let exit = await program.exit(within: 60)
             try await Self.expectCancelledCleanly(program, exit: exit, status: 143, signalName: "SIGTERM", taskPid: taskPid)
         }
     }
@@ -196,7 +202,7 @@ struct SlurmInterruptTests {
             let taskPid = try await program.waitForTheLongTask(seconds: 90)
             #expect(taskPid != nil, "the long task never started: \(program.errors)")
             program.child.signal(SIGINT)
-            let exit = await program.exit(within: 30)
+            let exit = await program.exit(within: 60)
             try await InterruptTests.expectCancelledCleanly(program, exit: exit, status: 130, signalName: "SIGINT", taskPid: taskPid)
             let states = try Self.jobStates(runID: program.runID)
             #expect(states.queued.isEmpty, "left in the queue: \(states.queued)")
@@ -217,7 +223,7 @@ struct SlurmInterruptTests {
             program.child.signal(SIGINT)
             for _ in 0..<100 where !program.errors.contains("SIGINT: cancelling the run") { try await Task.sleep(nanoseconds: 10_000_000) }
             program.child.signal(SIGINT)
-            let exit = await program.exit(within: 5)
+            let exit = await program.exit(within: 30)
             let runID = program.runID
             defer {
                 _ = try? SlurmTestCluster.run("scancel", ["--name=\(SlurmExecutor.jobName(runID: runID))"])
@@ -252,7 +258,7 @@ struct RayInterruptTests {
             let taskPid = try await program.waitForTheLongTask(seconds: 90)
             #expect(taskPid != nil, "the long task never started: \(program.errors)")
             program.child.signal(SIGINT)
-            let exit = await program.exit(within: 30)
+            let exit = await program.exit(within: 60)
             try await InterruptTests.expectCancelledCleanly(program, exit: exit, status: 130, signalName: "SIGINT", taskPid: taskPid)
             let prefix = "df-\(program.runID.prefix(40))-"
             let jobs = try RayTestCluster.jobs().filter { ($0["submission_id"] as? String)?.hasPrefix(prefix) == true }
