@@ -200,7 +200,7 @@ public enum TestWorkflows {
     }
 
     /// A program to interrupt: "make" (a 1 MiB tensor) → "waits" (writes its marker, then sleeps
-    /// a minute) → "total". Where values cross through files, "make"'s output is an exchange
+    /// ten minutes) → "total". Where values cross through files, "make"'s output is an exchange
     /// file while "waits" runs.
     public static func interruptible() -> Workflow {
         let workflow = Workflow("interruptible")
@@ -212,7 +212,9 @@ public enum TestWorkflows {
         let waits = workflow.task("waits", make) { (x: Tensor<Float>) async throws -> Double in
             try? FileManager.default.createDirectory(atPath: markerDirectory, withIntermediateDirectories: true)
             try? "\(getpid())".write(toFile: markerPath(task: "waits", attempt: TaskContext.current!.attempt), atomically: true, encoding: .utf8)
-            try await Task.sleep(nanoseconds: 60_000_000_000)
+            // Ten minutes: a test under ThreadSanitizer beside 20 suites may take a minute to
+            // see the marker and send its signal.
+            try await Task.sleep(nanoseconds: 600_000_000_000)
             return x.reduce(0.0) { $0 + Double($1) }
         }
         workflow.task("total", waits) { (sum: Double) in sum }
