@@ -55,6 +55,6 @@ struct DataflowCommand: AsyncParsableCommand {
             $DATAFLOW_WORKDIR, or ./.dataflow.
             """,
         version: "0.6.0",
-        subcommands: [DemoCommand.self, BenchCommand.self, StoreCommand.self, RunsCommand.self, BenchChildCommand.self]
+        subcommands: [DemoCommand.self, BenchCommand.self, StoreCommand.self, RunsCommand.self, BenchChildCommand.self, ScaleRunCommand.self]
     )
 }

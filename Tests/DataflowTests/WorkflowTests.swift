@@ -286,7 +286,7 @@ import Testing
             }
             workflow.task("slow", first) { (x: Tensor<Float>) async throws -> Int in
                 started.next()
-                try await Task.sleep(nanoseconds: 10_000_000_000)
+                try await Task.sleep(nanoseconds: 600_000_000_000)  // cancelled long before
                 return x.count
             }
             let run = Task { try await workflow.run(RunOptions(workdir: workdir, store: store)) }
@@ -301,6 +301,24 @@ import Testing
             try store.verifyIntegrity()
             let stats = try store.statistics()
             #expect(stats.objectCount == 0 && stats.creatingCount == 0, "\(stats); \((try? store.capacityReport()).map { "\($0)" } ?? "")")
+        }
+    }
+
+    /// A run that throws hands no result to its caller, so it leaves none in the caller's
+    /// store either (the results of the tasks that succeeded beside a failed one are freed).
+    @Test func aFailedRunLeavesNoResultInTheCallersStore() async throws {
+        try await withWorkdir { workdir in
+            let store = try SharedObjectStore.create(named: "test-wf-failed-\(getpid())", capacityBytes: 16 << 20)
+            defer { try? SharedObjectStore.remove(named: store.name) }
+            let workflow = Workflow("failed-leaves-nothing")
+            let made = workflow.task("made") { () throws -> Tensor<Float> in Tensor<Float>([1, 2, 3]) }
+            workflow.task("fine", made) { (x: Tensor<Float>) in Double(x.count) }
+            workflow.task("broken", options: TaskOptions(retries: RetryPolicy(failures: 0))) { () throws -> Int in throw Boom() }
+            let options = RunOptions(workdir: workdir, onFailure: .keepGoing, store: store)
+            await expectDataflowError(.taskFailed) { try await workflow.run(options) }
+            try store.verifyIntegrity()
+            let stats = try store.statistics()
+            #expect(stats.objectCount == 0, "\(stats)")
         }
     }
 

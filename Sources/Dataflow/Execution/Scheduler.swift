@@ -381,10 +381,12 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         for timer in timers { timer.cancel() }
 
         lock.withLock { showProgress(final: true) }
-        cleanUp()
         let (succeededCount, failedCount, skippedCount, wasCancelled, reusedCount) = lock.withLock {
             (succeeded, failureList.count, state.filter { $0 == .skipped || $0 == .waiting || $0 == .ready }.count, cancelledFlag, self.reusedCount)
         }
+        // A run that throws (cancelled, or a task failed) hands no result to its caller: its
+        // results go too (files a policy keeps stay).
+        cleanUp(includingResults: wasCancelled || failedCount > 0)
         var finishedEvent = RunLogEvent(kind: .runFinished, runID: runID)
         finishedEvent.taskCount = nodes.count
         finishedEvent.succeeded = succeededCount
@@ -866,13 +868,13 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     /// Finishes every value that is no requested result and is still around (its consumers were
     /// skipped, or the run failed or was cancelled), as after its last consumer: freed from
     /// memory, its exchange file removed (files a policy keeps stay). Runs after every lane has
-    /// returned.
-    private func cleanUp() {
+    /// returned. `includingResults`: the requested results too (the run throws).
+    private func cleanUp(includingResults: Bool) {
         let (outputs, outputFreed) = lock.withLock { (self.outputs, self.outputFreed) }
-        let candidates = nodes.indices.filter { !isRequested[$0] && outputs[$0] != nil && !outputFreed[$0] }
+        let candidates = nodes.indices.filter { (includingResults || !isRequested[$0]) && outputs[$0] != nil && !outputFreed[$0] }
         guard !candidates.isEmpty else { return }
         // A task that passed its input through shares the object with it: never free a result.
-        let resultObjects = Set(nodes.indices.compactMap { isRequested[$0] ? outputs[$0] : nil })
+        let resultObjects = includingResults ? [] : Set(nodes.indices.compactMap { isRequested[$0] ? outputs[$0] : nil })
         for index in candidates {
             guard let id = outputs[index], !resultObjects.contains(id) else { continue }
             _ = try? materializer.setRemainingConsumers(id, 0)
