@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "DataflowCLI",
             dependencies: [
-                "Dataflow", "Materialize", "DataflowSlurm", "DataflowRay",
+                "Dataflow", "Materialize", "ObjectStore", "DataflowSlurm", "DataflowRay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]

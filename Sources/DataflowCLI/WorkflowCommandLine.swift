@@ -97,15 +97,14 @@ public enum WorkflowCommandLine {
     /// was removed, and where its log is.
     static func cancellationSummary(runID: String, options: RunOptions, signal: Int32, seconds: Double, stoppingSeconds: Double?) -> String {
         let directory = RunDirectory(workdir: options.workdir, runID: runID)
-        let logPath = "\(directory.path)/run.jsonl"
-        let attempts = ((try? RunLog.read(at: logPath)) ?? []).filter { $0.kind == .attempt }
-        var counts: [String: Int] = [:]
-        for attempt in attempts { counts[attempt.outcome?.rawValue ?? "unknown", default: 0] += 1 }
-        let outcomes = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        let logPath = directory.logPath
+        // The run log's last line (the run's summary), not the whole log.
+        let finished = (try? RunLog.readEnds(at: logPath))?.finished
+        let outcomes = finished.map { "\($0.succeeded ?? 0) succeeded, \($0.failed ?? 0) failed, \($0.skipped ?? 0) not run" } ?? "unknown"
         let storeLeft = SharedObjectStore.exists(named: RunOptions.storeName(runID: runID))
         let stopping = stoppingSeconds.map { " (stopping took \(String(format: "%.2f", $0)) s)" } ?? ""
         return "run \(runID) cancelled by \(_RunInterruption.name(of: signal)) after \(String(format: "%.2f", seconds)) s\(stopping): "
-            + "attempts \(outcomes.isEmpty ? "none" : outcomes)\n"
+            + "tasks \(outcomes)\n"
             + "  run log: \(logPath)\n"
             + (storeLeft ? "  the run's store is still in /dev/shm: dataflow.\(RunOptions.storeName(runID: runID))\n" : "")
     }
@@ -291,35 +290,34 @@ public struct RunReport: CustomStringConvertible, Sendable {
     }
 
     public var description: String {
-        let events = (try? RunLog.read(at: run.logPath)) ?? []
-        let finished = events.last { $0.kind == .runFinished }
-        let executors = Set(events.compactMap { $0.kind == .attempt ? $0.executor : nil }).sorted()
-        let reusedCount = finished?.reused ?? 0
-        var out = "run \(run.runID): \(finished?.succeeded ?? 0) succeeded, \(finished?.failed ?? 0) failed, \(finished?.skipped ?? 0) skipped"
+        // From the run's summary (the run log's last line), not the whole log: a run of a
+        // million tasks prints this at once.
+        let summary = run.summary
+        let executors = summary.executors ?? []
+        let reusedCount = summary.reused ?? 0
+        var out = "run \(run.runID): \(summary.succeeded ?? 0) succeeded, \(summary.failed ?? 0) failed, \(summary.skipped ?? 0) skipped"
         if reusedCount > 0 { out += ", \(reusedCount) reused" }
         out += " in \(String(format: "%.2f", seconds)) s "
             + (executors.isEmpty ? (reusedCount > 0 ? "(nothing ran: every result is reused from an earlier run)" : "on no executor") : "on \(executors.joined(separator: ", "))")
             + "\n"
         out += "  run directory: \(run.directory)\n"
-        let records = Dictionary(run.records.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
-        var reused: [String: RunLogEvent] = [:]
-        for event in events where event.kind == .reused { if let task = event.task { reused[task] = event } }
         var onlyInMemory = 0
-        for name in run.resultNames {
-            let record = records[name]
-            let size = record.map { ByteSize.human($0.byteCount) } ?? "?"
-            let files = record?.files.filter { $0.contains("/values/") } ?? []
+        let entries = summary.results ?? []
+        for entry in entries {
             let place: String
-            if !files.isEmpty {
+            if let files = entry.files, !files.isEmpty {
                 place = "in \(files.joined(separator: ", "))"
-            } else if let lineage = reused[name]?.lineage, let from = lineage.fromRun {
-                place = "reused from run \(from)" + (lineage.keptFile.map { " (\($0))" } ?? "")
+            } else if let from = entry.fromRun {
+                place = "reused from run \(from)" + (entry.keptFile.map { " (\($0))" } ?? "")
             } else {
                 place = "in memory"
                 onlyInMemory += 1
             }
-            let value = (try? run.handle(named: name)).flatMap(_ValuePreview.text(of:)).map { " = \($0)" } ?? ""
-            out += "  result \(name): \(size) \(place)\(value)\n"
+            let value = (try? run.handle(named: entry.task)).flatMap(_ValuePreview.text(of:)).map { " = \($0)" } ?? ""
+            out += "  result \(entry.task): \(ByteSize.human(entry.byteCount)) \(place)\(value)\n"
+        }
+        if let count = summary.resultCount, count > entries.count {
+            out += "  ... and \(count - entries.count) more result(s) (WorkflowRun.resultNames; `dataflow runs show \(run.runID)`)\n"
         }
         if onlyInMemory > 0 {
             out += "  (a result only in memory is gone when this program exits: --policy final also writes the results to "

@@ -27,6 +27,22 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
         /// as it was registered (the file's raw checksum).
         public var contentHash: UInt64?
 
+        private enum CodingKeys: String, CodingKey { case id, name, policy, byteCount, files, inMemory, remainingConsumers, reason, contentHash }
+
+        /// Reads a record; the run log leaves out an empty `files` and the `name` (its task's).
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            id = try container.decode(ObjectID.self, forKey: .id)
+            name = try container.decodeIfPresent(String.self, forKey: .name) ?? ""
+            policy = try container.decode(MaterializationPolicy.self, forKey: .policy)
+            byteCount = try container.decode(Int.self, forKey: .byteCount)
+            files = try container.decodeIfPresent([String].self, forKey: .files) ?? []
+            inMemory = try container.decodeIfPresent(Bool.self, forKey: .inMemory) ?? false
+            remainingConsumers = try container.decodeIfPresent(Int.self, forKey: .remainingConsumers) ?? 0
+            reason = try container.decodeIfPresent(String.self, forKey: .reason) ?? ""
+            contentHash = try container.decodeIfPresent(UInt64.self, forKey: .contentHash)
+        }
+
         public init(id: ObjectID, name: String, policy: MaterializationPolicy, byteCount: Int, files: [String], inMemory: Bool, remainingConsumers: Int, reason: String, contentHash: UInt64? = nil) {
             self.contentHash = contentHash
             self.id = id
@@ -286,6 +302,24 @@ public final class Materializer: @unchecked Sendable {  // `values` is guarded b
 
     /// Every value registered so far.
     public func records() -> [ValueRecord] { lock.withLock { values.entries.map(\.record) } }
+
+    /// How many values are in memory, how many have files (and are no longer in memory), and
+    /// how many were freed with no file left: counted in place, without copying a record.
+    public func valueCounts() -> (inMemory: Int, inFiles: Int, freed: Int) {
+        lock.withLock {
+            var counts = (inMemory: 0, inFiles: 0, freed: 0)
+            for entry in values.entries {
+                if entry.record.inMemory {
+                    counts.inMemory += 1
+                } else if !entry.record.files.isEmpty {
+                    counts.inFiles += 1
+                } else {
+                    counts.freed += 1
+                }
+            }
+            return counts
+        }
+    }
 
     // MARK: Internals
 

@@ -213,7 +213,10 @@ extension SharedObjectStore {
         if view.entryCount >= view.maxObjects {
             _ = view.sweepDeadProcesses(ownSlot: processSlot)
             guard view.entryCount < view.maxObjects else {
-                throw ObjectStoreError(.tooManyObjects, "store '\(name)' holds its maximum of \(view.maxObjects) objects; cannot create \(id) (raise StoreOptions.maxObjects)", store: name, object: id)
+                throw ObjectStoreError(
+                    .tooManyObjects,
+                    "store '\(name)' holds its maximum of \(view.maxObjects) objects (raise StoreOptions.maxObjects; for a run's own store, RunOptions.maxObjects or max_objects under [run] in dataflow.toml)",
+                    store: name, object: id)
             }
         }
         let blockOffset = try allocate(blockSize, for: id, eviction: eviction, view)

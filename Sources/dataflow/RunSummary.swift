@@ -46,7 +46,12 @@ struct RunSummary: Codable, Sendable {
         return finished.timeIntervalSince(started)
     }
 
-    /// Reads `<directory>/run.jsonl`.
+    /// The first failures, from the run's summary (a run read with `firstTasks`).
+    var failures: [RunLogEvent.FailureEntry] = []
+    /// Tasks the summary leaves out (a run read with `firstTasks` whose log has more).
+    var tasksLeftOut = 0
+
+    /// Reads `<directory>/run.jsonl` whole.
     /// - Throws: `CommandError.runLogUnreadable` naming the file.
     init(directory: String) throws(CommandError) {
         let path = RunDirectory(path: directory).logPath
@@ -55,6 +60,51 @@ struct RunSummary: Codable, Sendable {
             throw .runLogUnreadable(path: path, reason: "\(error)")
         }
         self.init(events: events, directory: directory)
+    }
+
+    /// The run from its log's first and last lines only (`RunLog.readEnds`): when it ran, how it
+    /// ended, its counts, no tasks. What `runs list` reads, whatever the run's size.
+    /// - Throws: `CommandError.runLogUnreadable` naming the file.
+    init(endsOf directory: String) throws(CommandError) {
+        let path = RunDirectory(path: directory).logPath
+        do {
+            let (started, finished) = try RunLog.readEnds(at: path)
+            self.init(events: [started, finished].compactMap { $0 }, directory: directory)
+            failures = finished?.failures ?? []
+        } catch {
+            throw .runLogUnreadable(path: path, reason: "\(error)")
+        }
+    }
+
+    /// The run from its first and last lines, and the tasks of its first `limit` task lines:
+    /// the first screen of `runs show` for a run too large to read whole.
+    /// - Throws: `CommandError.runLogUnreadable` naming the file.
+    init(directory: String, firstTasks limit: Int) throws(CommandError) {
+        try self.init(endsOf: directory)
+        let path = RunDirectory(path: directory).logPath
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw .runLogUnreadable(path: path, reason: "cannot open it") }
+        defer { try? handle.close() }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        var events: [RunLogEvent] = []
+        var names = Set<String>()
+        var pending = Data()
+        reading: while let chunk = try? handle.read(upToCount: 256 << 10), !chunk.isEmpty {
+            pending.append(chunk)
+            guard let last = pending.lastIndex(of: UInt8(ascii: "\n")) else { continue }
+            for line in pending[..<last].split(separator: UInt8(ascii: "\n")) {
+                guard let event = try? decoder.decode(RunLogEvent.self, from: Data(line)) else { continue }
+                if let task = event.task, event.kind == .attempt || event.kind == .reused {
+                    if !names.contains(task) && names.count >= limit { break reading }
+                    names.insert(task)
+                }
+                events.append(event)
+            }
+            pending = Data(pending[(last + 1)...])
+        }
+        let whole = RunSummary(events: events, directory: directory)
+        tasks = whole.tasks
+        tasksLeftOut = max(0, (taskCount ?? tasks.count) - tasks.count)
     }
 
     init(events: [RunLogEvent], directory: String) {

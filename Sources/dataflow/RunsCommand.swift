@@ -48,14 +48,25 @@ struct RunsCommand: AsyncParsableCommand {
         @OptionGroup var workdirOptions: WorkdirOptions
         @Argument(help: "The run id (or a unique prefix of it), as `dataflow runs list` prints it.") var run: String
         @Option(help: "Output format: text or json.") var format: OutputFormat = .text
+        @Flag(help: "Every task, however many (by default a run of more than \(Show.firstScreenTasks) tasks shows its first \(Show.firstScreenTasks)).")
+        var all = false
+
+        /// The tasks the first screen of a large run shows.
+        static let firstScreenTasks = 100
 
         func run() async throws {
-            print(try Self.render(run: run, workdir: workdirOptions.resolved, format: format), terminator: "")
+            print(try Self.render(run: run, workdir: workdirOptions.resolved, format: format, all: all), terminator: "")
         }
 
-        /// What `runs show` prints.
-        static func render(run: String, workdir: String, format: OutputFormat) throws -> String {
-            let summary = try RunSummary(directory: try RunCatalog(workdir: workdir).directory(of: run))
+        /// What `runs show` prints: every task of a run of up to `firstScreenTasks` tasks (or
+        /// with `all`); otherwise the run's summary and its first tasks, read from the log's
+        /// first and last lines and its beginning, so that it answers at once for a run of a
+        /// million tasks.
+        static func render(run: String, workdir: String, format: OutputFormat, all: Bool = false) throws -> String {
+            let directory = try RunCatalog(workdir: workdir).directory(of: run)
+            let ends = try RunSummary(endsOf: directory)
+            let summary = all || (ends.taskCount ?? 0) <= firstScreenTasks
+                ? try RunSummary(directory: directory) : try RunSummary(directory: directory, firstTasks: firstScreenTasks)
             if format == .json { return try JSONOutput.encode(summary) + "\n" }
             var out = "run \(summary.runID): \(summary.outcome)"
             if let succeeded = summary.succeeded { out += " (\(succeeded) succeeded, \(summary.failed ?? 0) failed, \(summary.skipped ?? 0) skipped)" }
@@ -80,9 +91,17 @@ struct RunsCommand: AsyncParsableCommand {
             if !files.isEmpty {
                 out += "\nfiles:\n" + files.map { "  \($0)\n" }.joined()
             }
+            if summary.tasksLeftOut > 0 {
+                out += "... and \(summary.tasksLeftOut) more task(s): `dataflow runs show \(summary.runID) --all` lists every task\n"
+            }
             let failures = summary.tasks.filter { $0.outcome != "succeeded" && $0.message != nil }
             if !failures.isEmpty {
                 out += "\nmessages:\n" + failures.map { "  \($0.name): \($0.message!)\n" }.joined()
+            }
+            let shown = Set(failures.map(\.name))
+            let otherFailures = summary.failures.filter { !shown.contains($0.task) }
+            if summary.tasksLeftOut > 0 && !otherFailures.isEmpty {
+                out += "\nfailed (from the run's summary):\n" + otherFailures.map { "  \($0.task): \($0.outcome) after \($0.attempts) attempt(s): \($0.message)\n" }.joined()
             }
             return out
         }
@@ -118,7 +137,7 @@ struct RunCatalog {
 
     /// Every readable run, newest first (runs whose log does not parse are left out).
     func summaries() -> [RunSummary] {
-        runIDs().compactMap { try? RunSummary(directory: RunDirectory(workdir: workdir, runID: $0).path) }
+        runIDs().compactMap { try? RunSummary(endsOf: RunDirectory(workdir: workdir, runID: $0).path) }
             .sorted { ($0.started ?? .distantPast, $0.runID) > ($1.started ?? .distantPast, $1.runID) }
     }
 

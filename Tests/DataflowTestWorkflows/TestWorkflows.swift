@@ -29,6 +29,12 @@ public enum TestWorkflows {
         "\(markerDirectory)/\(task).\(attempt).pid"
     }
 
+    /// The marker of `conformanceCancel`'s task in run `runID`: named after the run, since
+    /// suites that run at once in one test process each run that workflow.
+    public static func cancelMarkerPath(runID: String, attempt: Int) -> String {
+        markerPath(task: "waits-\(runID)", attempt: attempt)
+    }
+
     /// The worker-mode tests' workflow (one task at a time, `--dataflow-worker spec.json`).
     public static func workerDemo() -> Workflow {
         let workflow = Workflow("worker-demo")
@@ -192,7 +198,8 @@ public enum TestWorkflows {
     public static func conformanceCancel() -> Workflow {
         let workflow = Workflow("conformance-cancel")
         workflow.task("waits") { () async throws -> Int in
-            try? "\(getpid())".write(toFile: markerPath(task: "waits", attempt: TaskContext.current!.attempt), atomically: true, encoding: .utf8)
+            let context = TaskContext.current!
+            try? "\(getpid())".write(toFile: cancelMarkerPath(runID: context.runID, attempt: context.attempt), atomically: true, encoding: .utf8)
             try await Task.sleep(nanoseconds: 60_000_000_000)
             return 1
         }

@@ -65,10 +65,9 @@ func checkExecutorConformance(_ executor: any Executor, sourceLocation: SourceLo
         #expect(doubled[0...5].elementsEqual([0, 2, 4, 6, 8, 0]), sourceLocation: sourceLocation)
 
         // 2. A cancelled run: the attempt is stopped and recorded as cancelled.
-        let marker = TestWorkflows.markerPath(task: "waits", attempt: 1)
-        unlink(marker)
         var cancelOptions = RunOptions(workdir: workdir, store: store, executor: executor)
-        cancelOptions.runID = "conformance-cancel-\(executor.kind)"
+        cancelOptions.runID = "conformance-cancel-\(executor.kind)-\(ObjectID.random().description.prefix(8))"
+        let marker = TestWorkflows.cancelMarkerPath(runID: cancelOptions.runID!, attempt: 1)
         let running = Task { try await TestWorkflows.conformanceCancel().run(cancelOptions) }
         for _ in 0..<400 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(nanoseconds: 25_000_000) }
         #expect(FileManager.default.fileExists(atPath: marker), "the task never started", sourceLocation: sourceLocation)

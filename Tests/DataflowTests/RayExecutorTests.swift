@@ -186,10 +186,9 @@ struct RayExecutorTests {
     @Test func aStoppedRunLeavesNoJobRunning() async throws {
         try await withWorkdir { workdir in
             try FileManager.default.createDirectory(atPath: TestWorkflows.markerDirectory, withIntermediateDirectories: true)
-            let marker = TestWorkflows.markerPath(task: "waits", attempt: 1)
-            unlink(marker)
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try RayTestCluster.executor())
             options.runID = "ray-stop-\(getpid())"
+            let marker = TestWorkflows.cancelMarkerPath(runID: options.runID!, attempt: 1)
             let stopOptions = options
             let running = Task { try await TestWorkflows.conformanceCancel().run(stopOptions) }
             for _ in 0..<600 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(nanoseconds: 100_000_000) }
@@ -285,7 +284,7 @@ extension RayExecutorTests {
             let driver = try ChildProcess.spawn(
                 executable: ProcessExecutorTests.workerPath,
                 arguments: ["--drive-ray", RayTestCluster.address, RayTestCluster.tokenFile, workdir, runID], outputFile: "\(workdir)/driver.log")
-            let marker = "\(NSTemporaryDirectory())dataflow-markers-\(driver.pid)/waits.1.pid"
+            let marker = "\(NSTemporaryDirectory())dataflow-markers-\(driver.pid)/waits-\(runID).1.pid"
             for _ in 0..<600 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(nanoseconds: 100_000_000) }
             #expect(FileManager.default.fileExists(atPath: marker), "the task never started in its Ray job: \(String(describing: try? String(contentsOfFile: "\(workdir)/driver.log", encoding: .utf8)))")
             driver.signal(SIGKILL)

@@ -185,10 +185,9 @@ struct SlurmExecutorTests {
     @Test func aCancelledRunLeavesNothingInTheQueue() async throws {
         try await withWorkdir { workdir in
             try FileManager.default.createDirectory(atPath: TestWorkflows.markerDirectory, withIntermediateDirectories: true)
-            let marker = TestWorkflows.markerPath(task: "waits", attempt: 1)
-            unlink(marker)
             var options = RunOptions(workdir: workdir, storeCapacityBytes: 16 << 20, executor: try SlurmTestCluster.executor())
             options.runID = "slurm-cancel-\(getpid())"
+            let marker = TestWorkflows.cancelMarkerPath(runID: options.runID!, attempt: 1)
             let running = Task { try await TestWorkflows.conformanceCancel().run(options) }
             for _ in 0..<600 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(nanoseconds: 100_000_000) }
             running.cancel()

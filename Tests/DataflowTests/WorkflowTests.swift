@@ -380,6 +380,7 @@ import Testing
             finished.succeeded = 4
             finished.failed = 1
             finished.skipped = 0
+            // Lines leave out the run id outside the run's first and last lines: `read` fills it in.
             var extremes = RunLogEvent.testing(kind: .valueFreed, runID: "")
             extremes.attempt = 0
             extremes.bytesIn = Int.min
@@ -393,7 +394,17 @@ import Testing
             log.append(extremes)
             log.flush()
             let read = try RunLog.read(at: path)
-            #expect(read == [event, reused, finished, extremes])
+            for index in [0, 1, 3] { #expect(read[index].runID == "r") }
+            var expected = [event, reused, finished, extremes]
+            for index in expected.indices { expected[index].runID = "r" }
+            #expect(read == expected)
+            // The run-finished line keeps its own id, escaped, and `readEnds` finds it.
+            var quoted = finished
+            quoted.runID = "run \"quoted\" \\ back"
+            let other = try RunLog(testingDirectory: "\((path as NSString).deletingLastPathComponent)/other")
+            other.append(quoted)
+            other.flush()
+            #expect(try RunLog.readEnds(at: other.logPath).finished == quoted)
         }
     }
 }

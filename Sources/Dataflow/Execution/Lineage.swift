@@ -63,7 +63,7 @@ public struct TaskLineage: Codable, Sendable, Equatable {
         }
         key = try hash(try container.decode(String.self, forKey: .key), .key)
         token = try container.decodeIfPresent(String.self, forKey: .token).map { try hash($0, .token) } ?? key
-        definition = try hash(try container.decode(String.self, forKey: .definition), .definition)
+        definition = try container.decodeIfPresent(String.self, forKey: .definition).map { try hash($0, .definition) } ?? key  // left out when it is `key`
         parameters = try container.decodeIfPresent(String.self, forKey: .parameters).map { try hash($0, .parameters) }
         inputs = try (try container.decodeIfPresent([String].self, forKey: .inputs) ?? []).map { try hash($0, .inputs) }
         version = try container.decodeIfPresent(String.self, forKey: .version)

@@ -21,13 +21,13 @@ struct _LineageHistory {
         var history = _LineageHistory()
         let runsDirectory = "\(workdir)/runs"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: runsDirectory) else { return history }
-        var runs: [(path: String, started: Date)] = []
+        var runs: [(path: String, started: Date, runID: String)] = []
         for name in names where name != runID {
             let path = "\(runsDirectory)/\(name)/run.jsonl"
             guard let first = firstLine(of: path), let event = try? decoder.decode(RunLogEvent.self, from: Data(first.utf8)),
                 event.kind == .runStarted, event.workflow == workflow
             else { continue }
-            runs.append((path, event.time))
+            runs.append((path, event.time, event.runID))
         }
         runs.sort { $0.started > $1.started }
         for run in runs.prefix(runLimit) {
@@ -37,7 +37,7 @@ struct _LineageHistory {
                 guard let event = try? decoder.decode(RunLogEvent.self, from: Data(line.utf8)), let task = event.task,
                     let lineage = event.lineage, event.kind == .reused || (event.kind == .attempt && event.outcome == .succeeded)
                 else { continue }
-                found[task] = Entry(lineage: lineage, runID: event.runID)
+                found[task] = Entry(lineage: lineage, runID: event.runID.isEmpty ? run.runID : event.runID)  // lines leave the run id out
             }
             for (task, entry) in found where history.entries[task] == nil { history.entries[task] = entry }
             if taskNames.allSatisfy({ history.entries[$0] != nil }) { break }

@@ -29,6 +29,11 @@ public struct RunOptions: Sendable {
     public var store: SharedObjectStore?
     /// Capacity of the embedded store.
     public var storeCapacityBytes: Int
+    /// The most objects the embedded store holds at once (its object table has twice as many
+    /// 64-byte slots). Default (nil): sized from the graph, `objectsNeeded(taskCount:capacityBytes:)`:
+    /// room for every task's output at once, so a map of a million tasks and its gather run
+    /// with default options.
+    public var maxObjects: Int?
     /// Names of the tasks whose outputs the caller wants. Default: every leaf.
     public var results: [String]?
     /// Spilling watermarks of the store.
@@ -97,6 +102,16 @@ public struct RunOptions: Sendable {
         self.watermarks = watermarks
     }
 
+    /// The object table the embedded store gets for a graph of `taskCount` tasks: every task's
+    /// output at once, plus 1/64 and 1,024 for values restored or recomputed while old ones are
+    /// still held, and never less than the store's own default for its capacity
+    /// (`StoreOptions.defaultMaxObjects(forCapacity:)`); at most `StoreOptions.maximumMaxObjects`.
+    /// (The table has a power of two of 64-byte slots, at least twice this: a million tasks get
+    /// 2^21 slots, 128 MiB; a larger headroom would double it.)
+    public static func objectsNeeded(taskCount: Int, capacityBytes: Int) -> Int {
+        min(StoreOptions.maximumMaxObjects, max(StoreOptions.defaultMaxObjects(forCapacity: capacityBytes), taskCount + taskCount / 64 + 1024))
+    }
+
     /// The environment variable that sets the default work directory (library and command).
     public static let workdirEnvironmentVariable = "DATAFLOW_WORKDIR"
 
@@ -132,6 +147,9 @@ public struct RunOptions: Sendable {
     /// - Throws: `.invalidOption` naming the option.
     func validate() throws(DataflowError) {
         if let runID { try Self.validateRunID(runID) }
+        if let maxObjects, maxObjects < 1 || maxObjects > StoreOptions.maximumMaxObjects {
+            throw DataflowError(.invalidOption, "maxObjects must be 1 to \(StoreOptions.maximumMaxObjects) (got \(maxObjects))")
+        }
         guard recomputeLimit >= 0 else {
             throw DataflowError(.invalidOption, "recomputeLimit must be 0 or more (got \(recomputeLimit))")
         }

@@ -43,7 +43,9 @@ extension Workflow {
             if let given = options.store {
                 store = given
             } else {
-                store = try SharedObjectStore.create(named: RunOptions.storeName(runID: runID), capacityBytes: capacity)
+                let objects = options.maxObjects ?? RunOptions.objectsNeeded(taskCount: nodes.count, capacityBytes: capacity)
+                store = try SharedObjectStore.create(
+                    named: RunOptions.storeName(runID: runID), capacityBytes: capacity, options: StoreOptions(maxObjects: objects))
             }
         } catch {
             var failure = DataflowError(.store, "cannot create the run's store: \(error.message)")
@@ -97,7 +99,8 @@ extension Workflow {
         }.value
         let run = WorkflowRun(
             runID: runID, directory: directory, store: store, spill: spill, ownsStore: ownsStore,
-            results: scheduler.results(), materializer: materializer, failures: scheduler.failures)
+            results: scheduler.results(), materializer: materializer, failures: scheduler.failures,
+            summary: scheduler.finishedSummary ?? RunLogEvent(kind: .runFinished, runID: runID))
         if scheduler.cancelled {
             throw DataflowError(.runCancelled, "run '\(runID)' of workflow '\(name)' was cancelled")
         }
@@ -106,8 +109,7 @@ extension Workflow {
         }
         if !scheduler.failures.isEmpty {
             var failure = DataflowError(
-                .taskFailed,
-                "run '\(runID)': \(scheduler.failures.count) task(s) failed: " + scheduler.failures.map(\.description).joined(separator: "; "),
+                .taskFailed, _FailureSummary.message(runID: runID, failures: scheduler.failures, logPath: runDirectory.logPath),
                 task: scheduler.failures.first?.task)
             failure.failures = scheduler.failures
             throw failure
@@ -224,6 +226,12 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     private var tokens: [UInt64]
     /// Tasks not run because of `RunOptions.resume`.
     private var reusedCount = 0
+    /// By task: for a result reused by `RunOptions.resume`, the run and file it came from.
+    private var reusedFrom: [Int: (run: String?, file: String?)] = [:]
+    /// By executor: it ran an attempt of this run.
+    private var executorUsed: [Bool]
+    /// The run-finished event, once the run ended.
+    private var summary: RunLogEvent?
     /// `<values directory>/`: files under it are kept by policy.
     private let valuesPrefix: String
     private var ready: [Int] = []
@@ -263,6 +271,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         self.executorSchedulesResources = plan.entries.map(\.capabilities.schedulesResources)
         self.everyConsumerReachesStore = plan.everyConsumerReachesStore
         self.executorInFlight = [Int](repeating: 0, count: plan.entries.count)
+        self.executorUsed = [Bool](repeating: false, count: plan.entries.count)
         self.workflow = workflow
         self.nodes = workflow.nodes
         self.options = options
@@ -340,6 +349,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
                 return
             }
             outputs[index] = handle.id
+            reusedFrom[index] = (task.decision.fromRun, task.decision.keptFile)
         }
         unloggedEvents.append(event)
         state[index] = .succeeded
@@ -352,6 +362,9 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     var cancelled: Bool { lock.withLock { cancelledFlag } }
     /// Tasks that failed for good. Read after `execute` returns.
     var failures: [DataflowError.TaskFailure] { lock.withLock { failureList } }
+
+    /// The run-finished event with the run's summary. Read after `execute` returns.
+    var finishedSummary: RunLogEvent? { lock.withLock { summary } }
 
     /// Runs the workflow to the end. Returns an infrastructure error, if one ended the run.
     func execute() async -> DataflowError? {
@@ -394,9 +407,42 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         finishedEvent.skipped = skippedCount
         finishedEvent.reused = reusedCount > 0 ? reusedCount : nil
         finishedEvent.message = wasCancelled ? "cancelled" : (failedCount == 0 ? "succeeded" : "failed")
+        addSummary(to: &finishedEvent, startedAt: started.time, includingResults: !(wasCancelled || failedCount > 0))
         log.append(finishedEvent)
         log.flush()
+        lock.withLock { summary = finishedEvent }
         return nil
+    }
+
+    /// The run-finished event's summary (see `RunLogEvent.results`): read after the lanes
+    /// returned, so nothing changes under it.
+    private func addSummary(to event: inout RunLogEvent, startedAt: Date, includingResults: Bool) {
+        event.start = startedAt
+        event.end = event.time
+        let (outputs, executorUsed, failures, reusedFrom) = lock.withLock { (self.outputs, self.executorUsed, failureList, self.reusedFrom) }
+        event.executors = executorNames.indices.filter { executorUsed[$0] }.map { executorNames[$0] }
+        if includingResults {
+            var results: [RunLogEvent.ResultEntry] = []
+            var count = 0
+            for index in nodes.indices where isRequested[index] {
+                guard let id = outputs[index] else { continue }
+                count += 1
+                guard results.count < RunLogEvent.summaryLimit, let record = try? materializer.record(for: id) else { continue }
+                let kept = record.files.filter { $0.hasPrefix(valuesPrefix) }
+                results.append(RunLogEvent.ResultEntry(
+                    task: nodes[index].name, byteCount: record.byteCount, files: kept.isEmpty ? nil : kept,
+                    fromRun: reusedFrom[index]?.run, keptFile: reusedFrom[index]?.file))
+            }
+            event.results = results
+            event.resultCount = count
+        }
+        if !failures.isEmpty {
+            event.failures = failures.prefix(RunLogEvent.summaryLimit).map {
+                RunLogEvent.FailureEntry(task: $0.task, outcome: $0.outcome, attempts: $0.attempts, message: $0.message)
+            }
+        }
+        let counts = materializer.valueCounts()
+        event.valueCounts = RunLogEvent.ValueCounts(inMemory: counts.inMemory, inFiles: counts.inFiles, freed: counts.freed)
     }
 
     /// The requested results that succeeded. Read after `execute` returns.
@@ -632,6 +678,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         var event = RunLogEvent(kind: .attempt, runID: runID, time: report.end)  // recorded as it ended
         event.task = node.name
         event.executor = executorNames[executorOfTask[index]]
+        executorUsed[executorOfTask[index]] = true
         // (Attempts on this node say nothing: the run-started event names the node.)
         if report.hasCause {
             let cause = report.cause
@@ -859,7 +906,8 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
                 outputFreed[input] = true
                 var event = RunLogEvent(kind: .valueFreed, runID: runID)
                 event.task = nodes[input].name
-                event.value = record
+                // The record only when files stay (a policy keeps them): the attempt's line has the rest.
+                if !record.files.isEmpty { event.value = record }
                 unloggedEvents.append(event)
             }
         }

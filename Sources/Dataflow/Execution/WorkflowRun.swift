@@ -20,9 +20,13 @@ public final class WorkflowRun: @unchecked Sendable {  // immutable after init
     private let materializer: Materializer
     /// Tasks that failed for good (empty for a run that returned normally).
     public let failures: [DataflowError.TaskFailure]
+    /// The run's run-finished event: counts, start and end, executors, results and where values
+    /// ended (what the run log's last line says).
+    public let summary: RunLogEvent
 
     init(runID: String, directory: String, store: SharedObjectStore, spill: SpillManager, ownsStore: Bool,
-         results: _RunResults, materializer: Materializer, failures: [DataflowError.TaskFailure]) {
+         results: _RunResults, materializer: Materializer, failures: [DataflowError.TaskFailure], summary: RunLogEvent) {
+        self.summary = summary
         self.runID = runID
         self.directory = directory
         self.store = store

@@ -101,13 +101,83 @@ public final class RunLog: @unchecked Sendable {  // all mutable state is in `wr
         return String(name.map { $0.isLetter || $0.isNumber || "-_.[]".contains($0) ? $0 : "_" }.prefix(150))
     }
 
-    /// Reads a run log back (for `dataflow runs show` and tests).
+    /// Reads a run log back (for `dataflow runs show` and tests), with every event's `runID`
+    /// filled in. A last line cut short (the program died while writing it) is left out; any
+    /// other line that does not decode is an error.
     public static func read(at path: String) throws -> [RunLogEvent] {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return try decode(lines: data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true), toleratingCutLastLine: true)
+    }
+
+    /// Decodes run-log lines; fills in `runID` from the run-started or run-finished event.
+    static func decode(lines: [Data.SubSequence], toleratingCutLastLine: Bool) throws -> [RunLogEvent] {
+        var events: [RunLogEvent] = []
+        events.reserveCapacity(lines.count)
+        for (index, line) in lines.enumerated() {
+            do {
+                events.append(try decoder.decode(RunLogEvent.self, from: Data(line)))
+            } catch {
+                if toleratingCutLastLine && index == lines.count - 1 { break }
+                throw error
+            }
+        }
+        let runID = events.first { !$0.runID.isEmpty }?.runID ?? ""
+        for index in events.indices where events[index].runID.isEmpty { events[index].runID = runID }
+        return events
+    }
+
+    /// The run-started and run-finished events of the log at `path`, reading its first and last
+    /// lines only (a few KB whatever the run's size): what `dataflow runs list`, the end-of-run
+    /// summary and resumed runs need. `finished` is nil for a run that did not finish (it still
+    /// runs, or its program died).
+    public static func readEnds(at path: String) throws -> (started: RunLogEvent?, finished: RunLogEvent?) {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        let size = try handle.seekToEnd()
+        guard size > 0 else { return (nil, nil) }
+        // The first line.
+        try handle.seek(toOffset: 0)
+        var head = Data()
+        while !head.contains(UInt8(ascii: "\n")), let chunk = try handle.read(upToCount: 64 << 10), !chunk.isEmpty {
+            head.append(chunk)
+        }
+        let firstLine = head.split(separator: UInt8(ascii: "\n"), maxSplits: 1, omittingEmptySubsequences: true).first
+        let started = firstLine.flatMap { try? decoder.decode(RunLogEvent.self, from: Data($0)) }
+        // The last complete line: read backwards in growing chunks until one holds a newline
+        // before the last line.
+        var chunkSize: UInt64 = 64 << 10
+        var finished: RunLogEvent?
+        while true {
+            let offset = size > chunkSize ? size - chunkSize : 0
+            try handle.seek(toOffset: offset)
+            let tail = try handle.readToEnd() ?? Data()
+            var lines = tail.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
+            if offset > 0 && lines.count < 2 && chunkSize < size {
+                chunkSize *= 4
+                continue
+            }
+            if offset > 0 { lines.removeFirst() }  // may start mid-line
+            // The last line, or the one before it if the last was cut short.
+            for line in lines.suffix(2).reversed() {
+                if let event = try? decoder.decode(RunLogEvent.self, from: Data(line)) {
+                    if event.kind == .runFinished { finished = event }
+                    break
+                }
+            }
+            break
+        }
+        if var event = finished, event.runID.isEmpty, let runID = started?.runID {
+            event.runID = runID
+            finished = event
+        }
+        return (started, finished)
+    }
+
+    private static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .secondsSince1970
-        return try text.split(separator: "\n").map { try decoder.decode(RunLogEvent.self, from: Data($0.utf8)) }
-    }
+        return decoder
+    }()
 }
 
 /// One line of the run log.
@@ -161,11 +231,118 @@ public struct RunLogEvent: Codable, Sendable, Equatable {
     public var workflow: String?
     /// What made a succeeded or reused task's result what it is (`RunOptions.resume` compares it).
     public var lineage: TaskLineage?
+    /// On run-finished, the run's summary (so that the end-of-run summary, `dataflow runs list`
+    /// and the first screen of `runs show` read the log's last line, not all of it): the
+    /// results (the first `summaryLimit`) and how many there are, the executors that ran
+    /// attempts, the first failures, and where the values ended. `start` and `end` are the run's.
+    public var results: [ResultEntry]?
+    public var resultCount: Int?
+    public var executors: [String]?
+    public var failures: [FailureEntry]?
+    public var valueCounts: ValueCounts?
+
+    /// How many results and failures the run-finished summary lists at most.
+    public static let summaryLimit = 100
+
+    /// One result in the run-finished summary.
+    public struct ResultEntry: Codable, Sendable, Equatable {
+        public var task: String
+        public var byteCount: Int
+        /// Files its policy kept it in (under `values/`).
+        public var files: [String]?
+        /// For a result a resumed run reused: the run that made it, and the file it came from.
+        public var fromRun: String?
+        public var keptFile: String?
+
+        public init(task: String, byteCount: Int, files: [String]? = nil, fromRun: String? = nil, keptFile: String? = nil) {
+            self.task = task
+            self.byteCount = byteCount
+            self.files = files
+            self.fromRun = fromRun
+            self.keptFile = keptFile
+        }
+    }
+
+    /// One task that failed for good, in the run-finished summary.
+    public struct FailureEntry: Codable, Sendable, Equatable {
+        public var task: String
+        public var outcome: AttemptOutcome
+        public var attempts: Int
+        public var message: String
+
+        public init(task: String, outcome: AttemptOutcome, attempts: Int, message: String) {
+            self.task = task
+            self.outcome = outcome
+            self.attempts = attempts
+            self.message = message
+        }
+    }
+
+    /// Where a run's values were when it ended: still in memory (results, values of a run that
+    /// stopped early), kept in files by a policy, freed.
+    public struct ValueCounts: Codable, Sendable, Equatable {
+        public var inMemory: Int
+        public var inFiles: Int
+        public var freed: Int
+
+        public init(inMemory: Int, inFiles: Int, freed: Int) {
+            self.inMemory = inMemory
+            self.inFiles = inFiles
+            self.freed = freed
+        }
+    }
 
     init(kind: Kind, runID: String, time: Date = Date()) {
         self.kind = kind
         self.time = time
         self.runID = runID
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case kind, time, runID, task, executor, node, exitStatus, signal, engineState, attempt, start, end, outcome, message
+        case bytesIn, bytesOut, value, logFile, taskCount, succeeded, failed, skipped, reused, workflow, lineage
+        case results, resultCount, executors, failures, valueCounts
+    }
+
+    /// Reads what `jsonLine` writes. Lines leave out what they share with the run (`runID`
+    /// outside run-started and run-finished; an attempt's `time`, which is its `end`; a
+    /// value's `name`, which is its task's): `RunLog.read` fills them in.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try container.decode(Kind.self, forKey: .kind)
+        runID = try container.decodeIfPresent(String.self, forKey: .runID) ?? ""
+        task = try container.decodeIfPresent(String.self, forKey: .task)
+        executor = try container.decodeIfPresent(String.self, forKey: .executor)
+        node = try container.decodeIfPresent(String.self, forKey: .node)
+        exitStatus = try container.decodeIfPresent(Int.self, forKey: .exitStatus)
+        signal = try container.decodeIfPresent(Int.self, forKey: .signal)
+        engineState = try container.decodeIfPresent(String.self, forKey: .engineState)
+        attempt = try container.decodeIfPresent(Int.self, forKey: .attempt)
+        start = try container.decodeIfPresent(Date.self, forKey: .start)
+        end = try container.decodeIfPresent(Date.self, forKey: .end)
+        time = try container.decodeIfPresent(Date.self, forKey: .time) ?? end ?? start ?? Date(timeIntervalSince1970: 0)
+        outcome = try container.decodeIfPresent(AttemptOutcome.self, forKey: .outcome)
+        message = try container.decodeIfPresent(String.self, forKey: .message)
+        bytesIn = try container.decodeIfPresent(Int.self, forKey: .bytesIn)
+        bytesOut = try container.decodeIfPresent(Int.self, forKey: .bytesOut)
+        value = try container.decodeIfPresent(Materializer.ValueRecord.self, forKey: .value)
+        if var record = value, record.name.isEmpty, let task {
+            record.name = task
+            value = record
+        }
+        logFile = try container.decodeIfPresent(String.self, forKey: .logFile)
+        taskCount = try container.decodeIfPresent(Int.self, forKey: .taskCount)
+        succeeded = try container.decodeIfPresent(Int.self, forKey: .succeeded)
+        failed = try container.decodeIfPresent(Int.self, forKey: .failed)
+        skipped = try container.decodeIfPresent(Int.self, forKey: .skipped)
+        reused = try container.decodeIfPresent(Int.self, forKey: .reused)
+        workflow = try container.decodeIfPresent(String.self, forKey: .workflow)
+        lineage = try container.decodeIfPresent(TaskLineage.self, forKey: .lineage)
+        results = try container.decodeIfPresent([ResultEntry].self, forKey: .results)
+        resultCount = try container.decodeIfPresent(Int.self, forKey: .resultCount)
+        executors = try container.decodeIfPresent([String].self, forKey: .executors)
+        failures = try container.decodeIfPresent([FailureEntry].self, forKey: .failures)
+        valueCounts = try container.decodeIfPresent(ValueCounts.self, forKey: .valueCounts)
     }
 
     /// An event for tests and tools, at a time that survives the run log's seconds encoding.

@@ -10,8 +10,10 @@ extension RunLogEvent {
     func jsonLine(into out: inout _ByteBuffer) {
         var writer = _JSONObjectWriter(opening: out)
         writer.plainString("kind", kind.rawValue)
-        writer.date("time", time)
-        writer.string("runID", runID)
+        // What a line shares with its run is left out (`RunLog.read` fills it in): the run id
+        // outside the run's first and last lines, and an attempt's time (its end).
+        if !(kind == .attempt && end == time) { writer.date("time", time) }
+        if kind == .runStarted || kind == .runFinished { writer.string("runID", runID) }
         writer.string("task", task)
         writer.string("executor", executor)
         writer.string("node", node)
@@ -29,10 +31,10 @@ extension RunLogEvent {
             writer.key("value")
             var nested = _JSONObjectWriter(opening: writer.out)
             nested.objectID("id", value.id)
-            nested.string("name", value.name)
+            if value.name != task { nested.string("name", value.name) }
             nested.plainString("policy", value.policy.rawValue)
             nested.int("byteCount", value.byteCount)
-            nested.strings("files", value.files)
+            if !value.files.isEmpty { nested.strings("files", value.files) }
             nested.bool("inMemory", value.inMemory)
             nested.int("remainingConsumers", value.remainingConsumers)
             nested.string("reason", value.reason)
@@ -44,9 +46,9 @@ extension RunLogEvent {
             var nested = _JSONObjectWriter(opening: writer.out)
             nested.hash("key", lineage.key)
             if lineage.token != lineage.key { nested.hash("token", lineage.token) }
-            nested.hash("definition", lineage.definition)
+            if lineage.definition != lineage.key { nested.hash("definition", lineage.definition) }
             if let parameters = lineage.parameters { nested.hash("parameters", parameters) }
-            nested.hashes("inputs", lineage.inputs)
+            if !lineage.inputs.isEmpty { nested.hashes("inputs", lineage.inputs) }
             nested.string("version", lineage.version)
             if let files = lineage.files { nested.strings("files", files) }
             nested.string("keptFile", lineage.keptFile)
@@ -60,6 +62,35 @@ extension RunLogEvent {
         writer.int("skipped", skipped)
         writer.int("reused", reused)
         writer.string("workflow", workflow)
+        if let results {
+            writer.key("results")
+            writer.array(results) { nested, result in
+                nested.string("task", result.task)
+                nested.int("byteCount", result.byteCount)
+                if let files = result.files { nested.strings("files", files) }
+                nested.string("fromRun", result.fromRun)
+                nested.string("keptFile", result.keptFile)
+            }
+        }
+        writer.int("resultCount", resultCount)
+        if let executors { writer.strings("executors", executors) }
+        if let failures {
+            writer.key("failures")
+            writer.array(failures) { nested, failure in
+                nested.string("task", failure.task)
+                nested.plainString("outcome", failure.outcome.rawValue)
+                nested.int("attempts", failure.attempts)
+                nested.string("message", failure.message)
+            }
+        }
+        if let valueCounts {
+            writer.key("valueCounts")
+            var nested = _JSONObjectWriter(opening: writer.out)
+            nested.int("inMemory", valueCounts.inMemory)
+            nested.int("inFiles", valueCounts.inFiles)
+            nested.int("freed", valueCounts.freed)
+            writer.out = nested.finish()
+        }
         out = writer.finish()
         out.append(UInt8(ascii: "\n"))
     }
@@ -124,6 +155,18 @@ struct _JSONObjectWriter {
         guard let value else { return }
         key(name)
         appendString(value)
+    }
+
+    /// A JSON array of objects, each written by `body` (after `key`).
+    mutating func array<Element>(_ elements: [Element], _ body: (inout _JSONObjectWriter, Element) -> Void) {
+        out.append(UInt8(ascii: "["))
+        for (index, element) in elements.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            var nested = _JSONObjectWriter(opening: out)
+            body(&nested, element)
+            out = nested.finish()
+        }
+        out.append(UInt8(ascii: "]"))
     }
 
     mutating func strings(_ name: StaticString, _ values: [String]) {

@@ -1,6 +1,7 @@
 import Dataflow
 import Foundation
 import Materialize
+import ObjectStore
 import TOMLKit
 
 // Reading `dataflow.toml` with TOMLKit (toml++ underneath: a complete TOML 1.0 parser whose
@@ -24,13 +25,17 @@ extension DataflowConfig {
         config.path = path
         try reader.checkKeys(root, allowed: ["run", "executor", "task", "label"], at: [])
         if let run = try reader.table(root, "run", at: []) {
-            try reader.checkKeys(run, allowed: ["workdir", "policy", "concurrency", "keep_going", "executor", "store_capacity", "memory_wait"], at: ["run"])
+            try reader.checkKeys(run, allowed: ["workdir", "policy", "concurrency", "keep_going", "executor", "store_capacity", "max_objects", "memory_wait"], at: ["run"])
             config.run.workdir = try reader.string(run, "workdir", at: ["run"])
             config.run.policy = try reader.policy(run, "policy", at: ["run"])
             config.run.concurrency = try reader.int(run, "concurrency", at: ["run"], minimum: 1)
             config.run.keepGoing = try reader.bool(run, "keep_going", at: ["run"])
             config.run.executor = try reader.string(run, "executor", at: ["run"])
             config.run.storeCapacityBytes = try reader.size(run, "store_capacity", at: ["run"])
+            config.run.maxObjects = try reader.int(run, "max_objects", at: ["run"], minimum: 1)
+            if let maxObjects = config.run.maxObjects, maxObjects > StoreOptions.maximumMaxObjects {
+                throw reader.error(["run", "max_objects"], "\(maxObjects) is above the most a store holds, \(StoreOptions.maximumMaxObjects)")
+            }
             config.run.memoryWaitSeconds = try reader.duration(run, "memory_wait", at: ["run"])
         }
         if let executors = try reader.table(root, "executor", at: []) {

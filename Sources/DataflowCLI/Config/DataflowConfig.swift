@@ -47,6 +47,8 @@ public struct DataflowConfig: Sendable {
         /// The default executor's name.
         public var executor: String?
         public var storeCapacityBytes: Int?
+        /// The most objects the run's own store holds at once (`RunOptions.maxObjects`).
+        public var maxObjects: Int?
         public var memoryWaitSeconds: Double?
         public init() {}
     }
@@ -208,6 +210,7 @@ public struct DataflowConfig: Sendable {
         if let concurrency = run.concurrency { options.concurrency = concurrency }
         if let keepGoing = run.keepGoing { options.onFailure = keepGoing ? .keepGoing : .stopScheduling }
         if let capacity = run.storeCapacityBytes { options.storeCapacityBytes = capacity }
+        if let maxObjects = run.maxObjects { options.maxObjects = maxObjects }
         if let wait = run.memoryWaitSeconds { options.memoryWaitSeconds = wait }
         if let policy = run.policy { workflow.defaultPolicy = policy }
         // Only the executors the run can use are made (a declared `slurm` table is checked,
