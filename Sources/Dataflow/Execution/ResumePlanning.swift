@@ -268,15 +268,15 @@ extension Workflow {
         return bytes
     }
 
-    /// The tasks a resumed run does not run (nil for those it runs), with the values something
-    /// reads restored from their kept files into `store`. A kept file that fails to restore
-    /// (its checksum, its header) makes its task run, and the plan is made again.
-    func resumedTasks(_ planner: _ResumePlanner, runID: String, store: SharedObjectStore) -> [_ResumedTask?] {
+    /// The tasks a resumed run does not run, by index (those it runs are not there), with the
+    /// values something reads restored from their kept files into `store`. A kept file that
+    /// fails to restore (its checksum, its header) makes its task run, and the plan is made again.
+    func resumedTasks(_ planner: _ResumePlanner, runID: String, store: SharedObjectStore) -> [Int: _ResumedTask] {
         let history = planner.history, isRequested = planner.isRequested
         var damaged: [Int: String] = [:]
         while true {
             let (decisions, tokens) = planner.decide(damaged: damaged)
-            var resumed = [_ResumedTask?](repeating: nil, count: nodes.count)
+            var resumed: [Int: _ResumedTask] = [:]
             var readByARunningTask = isRequested
             for (index, node) in nodes.enumerated() where decisions[index].action == .run {
                 for input in node.inputs { readByARunningTask[input] = true }
@@ -300,7 +300,7 @@ extension Workflow {
             }
             if !failed { return resumed }
             // Drop what was restored, and plan again without the damaged file.
-            for task in resumed { if let id = task?.handle?.id { try? store.delete(id) } }
+            for task in resumed.values { if let id = task.handle?.id { try? store.delete(id) } }
         }
     }
 }

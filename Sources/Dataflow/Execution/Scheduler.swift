@@ -70,7 +70,8 @@ extension Workflow {
         }
         spill.startBackgroundSpilling()
         defer { spill.stopBackgroundSpilling() }
-        let resumed = planner.map { resumedTasks($0, runID: runID, store: store) } ?? [_ResumedTask?](repeating: nil, count: nodes.count)
+        // Sparse: a run that resumes nothing pays nothing per task for it.
+        let resumed = planner.map { resumedTasks($0, runID: runID, store: store) } ?? [:]
         // Each executor the run uses hears that it starts, and that it ended (then, if the
         // store ends with the run, no worker may keep its memory mapped).
         var started: [_ExecutorPlan.Entry] = []
@@ -198,7 +199,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     /// By executor: attempts in flight now (riders of a batch not counted).
     private var executorInFlight: [Int]
     /// Dependents of each task (data and ordering edges). Immutable.
-    private let dependents: [[Int]]
+    private let dependents: _Adjacency
     /// How many tasks read each task's output. Immutable.
     private let dataConsumers: [Int]
     /// Values read by a shell task (they need a file). Immutable.
@@ -258,7 +259,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     private let environment: _RunEnvironment
 
     init(workflow: Workflow, options: RunOptions, plan: _ExecutorPlan, runID: String, isRequested: [Bool], store: SharedObjectStore,
-         spill: SpillManager, materializer: Materializer, log: RunLog, definitions: [_TaskDefinition], resumed: [_ResumedTask?]) {
+         spill: SpillManager, materializer: Materializer, log: RunLog, definitions: [_TaskDefinition], resumed: [Int: _ResumedTask]) {
         self.plan = plan
         self.definitions = definitions
         self.valuesPrefix = materializer.valuesDirectory + "/"
@@ -287,11 +288,10 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
             defaultPolicy: workflow.defaultPolicy, memoryWaitSeconds: options.memoryWaitSeconds)
         self.progress = _ProgressLine(runID: runID, taskCount: workflow.nodes.count, mode: options.progress, writer: options.progressWriter)
         let count = workflow.nodes.count
-        var dependents = [[Int]](repeating: [], count: count)
         var dataConsumers = [Int](repeating: 0, count: count)
         var readByShell = [Bool](repeating: false, count: count)
-        for (index, node) in workflow.nodes.enumerated() {
-            for dependency in node.dependencies { dependents[dependency].append(index) }
+        let dependents = _Adjacency(reversing: workflow.nodes.map(\.dependencies))
+        for node in workflow.nodes {
             for input in node.inputs {
                 dataConsumers[input] += 1
                 if node.isShell { readByShell[input] = true }
@@ -315,14 +315,14 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
         available = options.capacity
         ready.reserveCapacity(count)
         materializer.reserveCapacity(count)
-        for index in nodes.indices { if let task = resumed[index] { applyResumed(task, at: index, resumed: resumed) } }
+        for (index, task) in resumed.sorted(by: { $0.key < $1.key }) { applyResumed(task, at: index, resumed: resumed) }
         for index in nodes.indices where waitingOn[index] == 0 && state[index] == .waiting { markReady(index) }
     }
 
     /// A task `RunOptions.resume` does not run (in `init`): it counts as done, its restored
     /// value (if something reads it) is registered for the consumers that run, and the run log
     /// says where it came from.
-    private func applyResumed(_ task: _ResumedTask, at index: Int, resumed: [_ResumedTask?]) {
+    private func applyResumed(_ task: _ResumedTask, at index: Int, resumed: [Int: _ResumedTask]) {
         var event = RunLogEvent(kind: .reused, runID: runID)
         event.task = nodes[index].name
         event.lineage = task.lineage
@@ -884,7 +884,7 @@ final class _Scheduler: @unchecked Sendable {  // mutable state is guarded by `l
     /// Marks every task that (transitively) depends on `index` as skipped, and releases the
     /// values they would have consumed.
     private func skipDependents(of index: Int) {
-        var stack = dependents[index]
+        var stack = Array(dependents[index])
         while let next = stack.popLast() {
             guard state[next] == .waiting || state[next] == .ready else { continue }
             state[next] = .skipped

@@ -181,7 +181,7 @@ public final class RunLog: @unchecked Sendable {  // all mutable state is in `wr
 }
 
 /// One line of the run log.
-public struct RunLogEvent: Codable, Sendable, Equatable {
+public struct RunLogEvent: Codable, Sendable, Equatable {  // `details` is copied on write
     public enum Kind: String, Codable, Sendable {
         case runStarted = "run-started"
         case attempt
@@ -200,46 +200,142 @@ public struct RunLogEvent: Codable, Sendable, Equatable {
     public var runID: String
     /// For attempts and values.
     public var task: String?
+    /// Every other field, in one object (copied before a write when shared): a value-freed
+    /// event has none, so that the million such events a gather of a million values makes at
+    /// once take about 60 bytes each, not 600.
+    private var details: _RunLogEventDetails?
+
+    private mutating func uniqueDetails() -> _RunLogEventDetails {
+        if details == nil {
+            details = _RunLogEventDetails()
+        } else if !isKnownUniquelyReferenced(&details) {
+            details = details!.copy()
+        }
+        return details!
+    }
+
+    public static func == (left: RunLogEvent, right: RunLogEvent) -> Bool {
+        left.kind == right.kind && left.time == right.time && left.runID == right.runID && left.task == right.task
+            && (left.details ?? _RunLogEventDetails.empty).sameFields(as: right.details ?? _RunLogEventDetails.empty)
+    }
     /// The executor's name in the run (`default`, or its key in `RunOptions.executors`).
-    public var executor: String?
+    public var executor: String? {
+        get { details?.executor }
+        set { if newValue != nil || details != nil { uniqueDetails().executor = newValue } }
+    }
     /// Where the attempt ran (a host name), when the executor says.
-    public var node: String?
+    public var node: String? {
+        get { details?.node }
+        set { if newValue != nil || details != nil { uniqueDetails().node = newValue } }
+    }
     /// The worker's exit status or the signal that ended it, when the executor says.
-    public var exitStatus: Int?
-    public var signal: Int?
+    public var exitStatus: Int? {
+        get { details?.exitStatus }
+        set { if newValue != nil || details != nil { uniqueDetails().exitStatus = newValue } }
+    }
+    public var signal: Int? {
+        get { details?.signal }
+        set { if newValue != nil || details != nil { uniqueDetails().signal = newValue } }
+    }
     /// The engine's final state (e.g. a batch system's job state), when the executor says.
-    public var engineState: String?
-    public var attempt: Int?
-    public var start: Date?
-    public var end: Date?
-    public var outcome: AttemptOutcome?
-    public var message: String?
-    public var bytesIn: Int?
-    public var bytesOut: Int?
+    public var engineState: String? {
+        get { details?.engineState }
+        set { if newValue != nil || details != nil { uniqueDetails().engineState = newValue } }
+    }
+    public var attempt: Int? {
+        get { details?.attempt }
+        set { if newValue != nil || details != nil { uniqueDetails().attempt = newValue } }
+    }
+    public var start: Date? {
+        get { details?.start }
+        set { if newValue != nil || details != nil { uniqueDetails().start = newValue } }
+    }
+    public var end: Date? {
+        get { details?.end }
+        set { if newValue != nil || details != nil { uniqueDetails().end = newValue } }
+    }
+    public var outcome: AttemptOutcome? {
+        get { details?.outcome }
+        set { if newValue != nil || details != nil { uniqueDetails().outcome = newValue } }
+    }
+    public var message: String? {
+        get { details?.message }
+        set { if newValue != nil || details != nil { uniqueDetails().message = newValue } }
+    }
+    public var bytesIn: Int? {
+        get { details?.bytesIn }
+        set { if newValue != nil || details != nil { uniqueDetails().bytesIn = newValue } }
+    }
+    public var bytesOut: Int? {
+        get { details?.bytesOut }
+        set { if newValue != nil || details != nil { uniqueDetails().bytesOut = newValue } }
+    }
     /// Where the output went and why (policy, files, reason).
-    public var value: Materializer.ValueRecord?
-    public var logFile: String?
+    public var value: Materializer.ValueRecord? {
+        get { details?.value }
+        set { if newValue != nil || details != nil { uniqueDetails().value = newValue } }
+    }
+    public var logFile: String? {
+        get { details?.logFile }
+        set { if newValue != nil || details != nil { uniqueDetails().logFile = newValue } }
+    }
     /// For run-started / run-finished.
-    public var taskCount: Int?
-    public var succeeded: Int?
-    public var failed: Int?
-    public var skipped: Int?
+    public var taskCount: Int? {
+        get { details?.taskCount }
+        set { if newValue != nil || details != nil { uniqueDetails().taskCount = newValue } }
+    }
+    public var succeeded: Int? {
+        get { details?.succeeded }
+        set { if newValue != nil || details != nil { uniqueDetails().succeeded = newValue } }
+    }
+    public var failed: Int? {
+        get { details?.failed }
+        set { if newValue != nil || details != nil { uniqueDetails().failed = newValue } }
+    }
+    public var skipped: Int? {
+        get { details?.skipped }
+        set { if newValue != nil || details != nil { uniqueDetails().skipped = newValue } }
+    }
     /// Tasks not run because their kept results were current, or nothing that ran needed them
     /// (`RunOptions.resume`).
-    public var reused: Int?
+    public var reused: Int? {
+        get { details?.reused }
+        set { if newValue != nil || details != nil { uniqueDetails().reused = newValue } }
+    }
     /// The workflow's name (on run-started).
-    public var workflow: String?
+    public var workflow: String? {
+        get { details?.workflow }
+        set { if newValue != nil || details != nil { uniqueDetails().workflow = newValue } }
+    }
     /// What made a succeeded or reused task's result what it is (`RunOptions.resume` compares it).
-    public var lineage: TaskLineage?
+    public var lineage: TaskLineage? {
+        get { details?.lineage }
+        set { if newValue != nil || details != nil { uniqueDetails().lineage = newValue } }
+    }
     /// On run-finished, the run's summary (so that the end-of-run summary, `dataflow runs list`
     /// and the first screen of `runs show` read the log's last line, not all of it): the
     /// results (the first `summaryLimit`) and how many there are, the executors that ran
     /// attempts, the first failures, and where the values ended. `start` and `end` are the run's.
-    public var results: [ResultEntry]?
-    public var resultCount: Int?
-    public var executors: [String]?
-    public var failures: [FailureEntry]?
-    public var valueCounts: ValueCounts?
+    public var results: [ResultEntry]? {
+        get { details?.results }
+        set { if newValue != nil || details != nil { uniqueDetails().results = newValue } }
+    }
+    public var resultCount: Int? {
+        get { details?.resultCount }
+        set { if newValue != nil || details != nil { uniqueDetails().resultCount = newValue } }
+    }
+    public var executors: [String]? {
+        get { details?.executors }
+        set { if newValue != nil || details != nil { uniqueDetails().executors = newValue } }
+    }
+    public var failures: [FailureEntry]? {
+        get { details?.failures }
+        set { if newValue != nil || details != nil { uniqueDetails().failures = newValue } }
+    }
+    public var valueCounts: ValueCounts? {
+        get { details?.valueCounts }
+        set { if newValue != nil || details != nil { uniqueDetails().valueCounts = newValue } }
+    }
 
     /// How many results and failures the run-finished summary lists at most.
     public static let summaryLimit = 100
@@ -304,6 +400,40 @@ public struct RunLogEvent: Codable, Sendable, Equatable {
         case results, resultCount, executors, failures, valueCounts
     }
 
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(time, forKey: .time)
+        try container.encode(runID, forKey: .runID)
+        try container.encodeIfPresent(task, forKey: .task)
+        try container.encodeIfPresent(executor, forKey: .executor)
+        try container.encodeIfPresent(node, forKey: .node)
+        try container.encodeIfPresent(exitStatus, forKey: .exitStatus)
+        try container.encodeIfPresent(signal, forKey: .signal)
+        try container.encodeIfPresent(engineState, forKey: .engineState)
+        try container.encodeIfPresent(attempt, forKey: .attempt)
+        try container.encodeIfPresent(start, forKey: .start)
+        try container.encodeIfPresent(end, forKey: .end)
+        try container.encodeIfPresent(outcome, forKey: .outcome)
+        try container.encodeIfPresent(message, forKey: .message)
+        try container.encodeIfPresent(bytesIn, forKey: .bytesIn)
+        try container.encodeIfPresent(bytesOut, forKey: .bytesOut)
+        try container.encodeIfPresent(value, forKey: .value)
+        try container.encodeIfPresent(logFile, forKey: .logFile)
+        try container.encodeIfPresent(taskCount, forKey: .taskCount)
+        try container.encodeIfPresent(succeeded, forKey: .succeeded)
+        try container.encodeIfPresent(failed, forKey: .failed)
+        try container.encodeIfPresent(skipped, forKey: .skipped)
+        try container.encodeIfPresent(reused, forKey: .reused)
+        try container.encodeIfPresent(workflow, forKey: .workflow)
+        try container.encodeIfPresent(lineage, forKey: .lineage)
+        try container.encodeIfPresent(results, forKey: .results)
+        try container.encodeIfPresent(resultCount, forKey: .resultCount)
+        try container.encodeIfPresent(executors, forKey: .executors)
+        try container.encodeIfPresent(failures, forKey: .failures)
+        try container.encodeIfPresent(valueCounts, forKey: .valueCounts)
+    }
+
     /// Reads what `jsonLine` writes. Lines leave out what they share with the run (`runID`
     /// outside run-started and run-finished; an attempt's `time`, which is its `end`; a
     /// value's `name`, which is its task's): `RunLog.read` fills them in.
@@ -312,6 +442,7 @@ public struct RunLogEvent: Codable, Sendable, Equatable {
         kind = try container.decode(Kind.self, forKey: .kind)
         runID = try container.decodeIfPresent(String.self, forKey: .runID) ?? ""
         task = try container.decodeIfPresent(String.self, forKey: .task)
+        time = Date(timeIntervalSince1970: 0)  // below, once `end` is known
         executor = try container.decodeIfPresent(String.self, forKey: .executor)
         node = try container.decodeIfPresent(String.self, forKey: .node)
         exitStatus = try container.decodeIfPresent(Int.self, forKey: .exitStatus)
@@ -350,6 +481,79 @@ public struct RunLogEvent: Codable, Sendable, Equatable {
         var event = RunLogEvent(kind: kind, runID: runID)
         event.time = Date(timeIntervalSince1970: 1_763_758_000.5)
         return event
+    }
+}
+
+/// The fields of a `RunLogEvent` beyond its kind, time, run and task.
+///
+/// - Note: Not thread-safe by itself: an event writes to it only while it holds the only
+///   reference (`isKnownUniquelyReferenced`), and copies it first otherwise; so events that
+///   share one may be read from any thread.
+final class _RunLogEventDetails: @unchecked Sendable {
+    var executor: String?
+    var node: String?
+    var exitStatus: Int?
+    var signal: Int?
+    var engineState: String?
+    var attempt: Int?
+    var start: Date?
+    var end: Date?
+    var outcome: AttemptOutcome?
+    var message: String?
+    var bytesIn: Int?
+    var bytesOut: Int?
+    var value: Materializer.ValueRecord?
+    var logFile: String?
+    var taskCount: Int?
+    var succeeded: Int?
+    var failed: Int?
+    var skipped: Int?
+    var reused: Int?
+    var workflow: String?
+    var lineage: TaskLineage?
+    var results: [RunLogEvent.ResultEntry]?
+    var resultCount: Int?
+    var executors: [String]?
+    var failures: [RunLogEvent.FailureEntry]?
+    var valueCounts: RunLogEvent.ValueCounts?
+
+    static let empty = _RunLogEventDetails()
+
+    init() {}
+
+    func copy() -> _RunLogEventDetails {
+        let copy = _RunLogEventDetails()
+        copy.executor = executor
+        copy.node = node
+        copy.exitStatus = exitStatus
+        copy.signal = signal
+        copy.engineState = engineState
+        copy.attempt = attempt
+        copy.start = start
+        copy.end = end
+        copy.outcome = outcome
+        copy.message = message
+        copy.bytesIn = bytesIn
+        copy.bytesOut = bytesOut
+        copy.value = value
+        copy.logFile = logFile
+        copy.taskCount = taskCount
+        copy.succeeded = succeeded
+        copy.failed = failed
+        copy.skipped = skipped
+        copy.reused = reused
+        copy.workflow = workflow
+        copy.lineage = lineage
+        copy.results = results
+        copy.resultCount = resultCount
+        copy.executors = executors
+        copy.failures = failures
+        copy.valueCounts = valueCounts
+        return copy
+    }
+
+    func sameFields(as other: _RunLogEventDetails) -> Bool {
+        executor == other.executor && node == other.node && exitStatus == other.exitStatus && signal == other.signal && engineState == other.engineState && attempt == other.attempt && start == other.start && end == other.end && outcome == other.outcome && message == other.message && bytesIn == other.bytesIn && bytesOut == other.bytesOut && value == other.value && logFile == other.logFile && taskCount == other.taskCount && succeeded == other.succeeded && failed == other.failed && skipped == other.skipped && reused == other.reused && workflow == other.workflow && lineage == other.lineage && results == other.results && resultCount == other.resultCount && executors == other.executors && failures == other.failures && valueCounts == other.valueCounts
     }
 }
 

@@ -77,8 +77,13 @@ public final class Workflow: @unchecked Sendable {  // mutated only while buildi
         _ name: String, over items: [Item], options: TaskOptions = TaskOptions(),
         _ body: @escaping @Sendable (Item) async throws -> Output
     ) -> [TaskRef<Output>] {
-        items.enumerated().map { index, item in
-            task("\(name)[\(index)]", options: options) { try await body(item) }
+        // One options box for all the tasks, and one closure each (a map may have a million).
+        let shared = _TaskOptionsBox(options)
+        let tag = Output.typeTag
+        return items.enumerated().map { index, item in
+            add(_TaskNode(
+                name: "\(name)[\(index)]", inputs: [], foreignInputs: [], optionsBox: shared, outputTypeTag: tag,
+                run: { _, _ in _TaskOutput(try await body(item)) }))
         }
     }
 
@@ -88,8 +93,12 @@ public final class Workflow: @unchecked Sendable {  // mutated only while buildi
         _ name: String, over inputs: [TaskRef<Input>], options: TaskOptions = TaskOptions(),
         _ body: @escaping @Sendable (Input) async throws -> Output
     ) -> [TaskRef<Output>] {
-        inputs.enumerated().map { index, input in
-            task("\(name)[\(index)]", input, options: options, body)
+        let shared = _TaskOptionsBox(options)
+        let tag = Output.typeTag
+        return inputs.enumerated().map { index, input in
+            add(_TaskNode(
+                name: "\(name)[\(index)]", inputs: [input.index], foreignInputs: input.workflowID != id ? [input.name] : [], optionsBox: shared,
+                outputTypeTag: tag, run: { handles, _ in _TaskOutput(try await body(try handles[0].decode(as: Input.self))) }))
         }
     }
 
@@ -165,7 +174,9 @@ final class _TaskNode: Sendable {
     let inputs: [Int]
     /// Inputs or ordering edges that point into another workflow (a validation error).
     let foreignInputs: [String]
-    let options: TaskOptions
+    /// Its options, in a box that the tasks of one `map` share (one copy for a million tasks).
+    let optionsBox: _TaskOptionsBox
+    var options: TaskOptions { optionsBox.options }
     let outputTypeTag: String
     let run: Run
     /// Ordering-only dependencies, by task index.
@@ -177,13 +188,20 @@ final class _TaskNode: Sendable {
     /// A shell task's command and input variables (part of its definition for re-runs).
     let command: String?
 
-    init(name: String, inputs: [Int], foreignInputs: [String], options: TaskOptions, outputTypeTag: String,
+    convenience init(name: String, inputs: [Int], foreignInputs: [String], options: TaskOptions, outputTypeTag: String,
+                     after: [Int] = [], isShell: Bool = false, command: String? = nil, run: @escaping Run) {
+        self.init(
+            name: name, inputs: inputs, foreignInputs: foreignInputs, optionsBox: _TaskOptionsBox(options), outputTypeTag: outputTypeTag,
+            after: after, isShell: isShell, command: command, run: run)
+    }
+
+    init(name: String, inputs: [Int], foreignInputs: [String], optionsBox: _TaskOptionsBox, outputTypeTag: String,
          after: [Int] = [], isShell: Bool = false, command: String? = nil, run: @escaping Run) {
         self.command = command
         self.name = name
         self.inputs = inputs
         self.foreignInputs = foreignInputs
-        self.options = options
+        self.optionsBox = optionsBox
         self.outputTypeTag = outputTypeTag
         self.run = run
         self.after = after
@@ -202,9 +220,17 @@ final class _TaskNode: Sendable {
     /// another workflow).
     func addingDependency(on index: Int, foreignName: String?) -> _TaskNode {
         _TaskNode(
-            name: name, inputs: inputs, foreignInputs: foreignInputs + (foreignName.map { [$0] } ?? []), options: options,
+            name: name, inputs: inputs, foreignInputs: foreignInputs + (foreignName.map { [$0] } ?? []), optionsBox: optionsBox,
             outputTypeTag: outputTypeTag, after: after + [index], isShell: isShell, command: command, run: run)
     }
+}
+
+/// A task's options, shared by reference: the tasks of one `map` hold one box.
+///
+/// - Note: Immutable; thread-safe.
+final class _TaskOptionsBox: Sendable {
+    let options: TaskOptions
+    init(_ options: TaskOptions) { self.options = options }
 }
 
 /// A task's return value, before it goes into the store.
