@@ -24,13 +24,13 @@ enum BenchCases {
             WorkerPingPongBaseline(), TaskOverheadChainProcesses(),
             SpillWrite(), SpillRestore(),
         ]
-        return cases + SlurmCases.all() + RayCases.all() + ResumeCases.all()
+        return cases + SlurmCases.all() + RayCases.all() + ResumeCases.all() + ScaleMapGather.taskCounts.map { ScaleMapGather(tasks: $0) }
     }
 
     /// Cases measured with trivial tasks (8-byte values) whatever `--sizes` says: task overhead
     /// and its floors. They print no size or throughput.
     static func measuresTaskOverhead(_ name: String) -> Bool {
-        name.hasPrefix("task/") || name.hasPrefix("slurm/") || name.hasPrefix("ray/") || name == "baseline/taskgroup" || name == "baseline/task-chain"
+        name.hasPrefix("task/") || name.hasPrefix("slurm/") || name.hasPrefix("ray/") || name.hasPrefix("scale/") || name == "baseline/taskgroup" || name == "baseline/task-chain"
             || name == "baseline/worker-pingpong"
     }
 
@@ -40,7 +40,7 @@ enum BenchCases {
     /// the `resume/` ones (whole demo runs: `--cases resume/`).
     static func select(_ cases: [any BenchCase], matching patterns: [String]) -> [any BenchCase] {
         guard !patterns.isEmpty else {
-            return cases.filter { !$0.name.hasPrefix("slurm/") && !$0.name.hasPrefix("ray/") && !$0.name.hasPrefix("resume/") }
+            return cases.filter { !$0.name.hasPrefix("slurm/") && !$0.name.hasPrefix("ray/") && !$0.name.hasPrefix("resume/") && !$0.name.hasPrefix("scale/") }
         }
         return cases.filter { benchCase in patterns.contains { matches(benchCase.name, $0) } }
     }

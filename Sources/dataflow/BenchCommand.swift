@@ -130,7 +130,7 @@ struct BenchCommand: AsyncParsableCommand {
                 results.append(BenchResult(benchCase: benchCase.name, bytes: bytes, samples: samples, unit: benchCase.unit))
             }
         }
-        var notes: [String] = []
+        var notes: [String] = BenchNotes.take()
         for peer in plan.peers {
             if progress { FileHandle.standardError.write(Data("bench: peer \(peer)...\n".utf8)) }
             let (peerResults, peerNotes) = await BenchPeers.run(peer, settings: plan.settings)

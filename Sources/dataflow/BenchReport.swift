@@ -52,8 +52,11 @@ struct BenchReport: Sendable {
             out += "\nmemory passing against disk passing, end to end (disk median ÷ memory median; the issue's target is ≥ 10× for a 3-stage chain of 512MiB):\n" + ratios.joined()
         }
         let peers = peerLines()
-        if !peers.isEmpty || !notes.isEmpty {
-            out += "\nours beside the peers, in the same run (ours ÷ theirs; below 1 is faster):\n" + peers.joined() + notes.map { "  note: \($0)\n" }.joined()
+        if !peers.isEmpty {
+            out += "\nours beside the peers, in the same run (ours ÷ theirs; below 1 is faster):\n" + peers.joined()
+        }
+        if !notes.isEmpty {
+            out += (peers.isEmpty ? "\nnotes:\n" : "") + notes.map { "  note: \($0)\n" }.joined()
         }
         let resume = resumeLines()
         if !resume.isEmpty {

@@ -118,6 +118,20 @@ import Testing
         }
     }
 
+    /// `scale/map-gather-10k`: the whole program as a child, seconds per task, and a note with
+    /// its peak memory, run-log bytes per task and the inspection commands' times.
+    @Test(.enabled(if: ChildProcess.dataflowExecutable() != nil, "needs the built `dataflow` executable beside the tests"))
+    func theScaleCaseRunsTheWholeProgramAndNotesItsMemory() async throws {
+        let command = try BenchCommand.parse(["--quick", "--runs", "1", "--cases", "scale/map-gather-10k"])
+        let report = try await command.execute(progress: false)
+        #expect(report.results.map(\.benchCase) == ["scale/map-gather-10k"])
+        #expect(report.results.allSatisfy { $0.medianSeconds > 0 && $0.medianSeconds < 0.01 }, "\(report.results)")
+        let note = report.notes.first { $0.hasPrefix("scale/map-gather-10k:") } ?? ""
+        #expect(note.contains("peak resident memory") && note.contains("B per task") && note.contains("`runs list`"), "\(report.notes)")
+        // Not among the default cases (a million tasks take seconds a run).
+        #expect(!(try BenchCommand.parse([]).makePlan(scratchDirectory: NSTemporaryDirectory())).cases.contains { $0.name.hasPrefix("scale/") })
+    }
+
     @Test(.enabled(if: ChildProcess.dataflowExecutable() != nil, "needs the built `dataflow` executable beside the tests"))
     func crossProcessGetRunsAChild() async throws {
         let command = try BenchCommand.parse(["--sizes", "64KiB", "--runs", "2", "--cases", "store/get-cross-process"])
