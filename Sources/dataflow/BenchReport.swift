@@ -81,7 +81,7 @@ struct BenchReport: Sendable {
         case "peer/ray-put": return "put"
         case "task/overhead-chain", "baseline/task-chain", "task/overhead-chain-processes": return "hop"
         case "baseline/worker-pingpong": return "round trip"
-        default: return result.unit == .operation ? (result.benchCase.hasPrefix("store/get") ? "get" : result.benchCase.hasPrefix("store/put") ? "put" : "copy") : "run"
+        default: return result.unit == .operation ? (result.benchCase.hasPrefix("scale/") ? "task" : result.benchCase.hasPrefix("store/get") ? "get" : result.benchCase.hasPrefix("store/put") ? "put" : "copy") : "run"
         }
     }
 
