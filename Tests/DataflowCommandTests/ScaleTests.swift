@@ -71,7 +71,7 @@ import Testing
         do {
             _ = try await workflow.run(options)
             Issue.record("expected the run to fail")
-        } catch let error as DataflowError {
+        } catch {
             #expect(error.code == .taskFailed)
             #expect(error.message.contains("holds its maximum of 200 objects") && error.message.contains("max_objects under [run] in dataflow.toml"), "\(error.message)")
             #expect(error.failures.count > 100 && error.message.count < 1_500, "\(error.failures.count) failures, \(error.message.count) characters")

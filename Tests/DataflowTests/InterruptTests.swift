@@ -78,6 +78,14 @@ import Testing
         return Program(child: child, outputPath: outputPath, errorPath: errorPath, workdir: workdir)
     }
 
+    /// Starts the program and waits (up to 90 s) until its long task runs; the task's pid.
+    static func startWithTheLongTaskRunning(executor: String, workdir: String, config: String? = nil) async throws -> (Program, pid_t?) {
+        let program = try start(executor: executor, workdir: workdir, config: config)
+        let taskPid = try await program.waitForTheLongTask(seconds: 90)
+        #expect(taskPid != nil, "the long task never started: \(program.errors)")
+        return (program, taskPid)
+    }
+
     /// What every cancelled run must show once its program exited with `status`.
     static func expectCancelledCleanly(_ program: Program, exit: ChildProcess.Exit?, status: Int32, signalName: String, taskPid: pid_t?) async throws {
         #expect(exit == .exited(status), "exit \(String(describing: exit)); stderr: \(program.errors)")
@@ -122,10 +130,8 @@ import Testing
     @Test(arguments: ["local", "processes"])
     func ctrlCCancelsTheRun(executor: String) async throws {
         try await withWorkdir { workdir in
-            let program = try Self.start(executor: executor, workdir: workdir)
+            let (program, taskPid) = try await Self.startWithTheLongTaskRunning(executor: executor, workdir: workdir)
             defer { program.removeMarkers() }
-            let taskPid = try await program.waitForTheLongTask(seconds: 60)
-            #expect(taskPid != nil, "the long task never started: \(program.errors)")
             program.child.signal(SIGINT)  // the whole group, as a terminal does
             let exit = await program.exit(within: 60)
             // The program's own figure, from the signal to the end of the run (this test process
@@ -139,10 +145,8 @@ import Testing
     /// SIGTERM to the program alone (a batch system's or a service manager's stop): exit 143.
     @Test func sigtermCancelsTheRun() async throws {
         try await withWorkdir { workdir in
-            let program = try Self.start(executor: "processes", workdir: workdir)
+            let (program, taskPid) = try await Self.startWithTheLongTaskRunning(executor: "processes", workdir: workdir)
             defer { program.removeMarkers() }
-            let taskPid = try await program.waitForTheLongTask(seconds: 60)
-            #expect(taskPid != nil, "the long task never started: \(program.errors)")
             kill(program.child.pid, SIGTERM)
             let exit = await program.exit(within: 60)
             try await Self.expectCancelledCleanly(program, exit: exit, status: 143, signalName: "SIGTERM", taskPid: taskPid)
@@ -197,10 +201,8 @@ struct SlurmInterruptTests {
 
     @Test func ctrlCScancelsTheRunsJobs() async throws {
         try await withWorkdir { workdir in
-            let program = try InterruptTests.start(executor: "hpc", workdir: workdir, config: try Self.config(in: workdir))
+            let (program, taskPid) = try await InterruptTests.startWithTheLongTaskRunning(executor: "hpc", workdir: workdir, config: try Self.config(in: workdir))
             defer { program.removeMarkers() }
-            let taskPid = try await program.waitForTheLongTask(seconds: 90)
-            #expect(taskPid != nil, "the long task never started: \(program.errors)")
             program.child.signal(SIGINT)
             let exit = await program.exit(within: 60)
             try await InterruptTests.expectCancelledCleanly(program, exit: exit, status: 130, signalName: "SIGINT", taskPid: taskPid)
@@ -214,10 +216,8 @@ struct SlurmInterruptTests {
     /// (130) and says what it left (the store, the run directory, the jobs and how to end them).
     @Test func aSecondCtrlCExitsAtOnceAndSaysWhatItLeft() async throws {
         try await withWorkdir { workdir in
-            let program = try InterruptTests.start(executor: "hpc", workdir: workdir, config: try Self.config(in: workdir))
+            let (program, taskPid) = try await InterruptTests.startWithTheLongTaskRunning(executor: "hpc", workdir: workdir, config: try Self.config(in: workdir))
             defer { program.removeMarkers() }
-            let taskPid = try await program.waitForTheLongTask(seconds: 90)
-            #expect(taskPid != nil, "the long task never started: \(program.errors)")
             // The second once the program answered the first, as a person presses Ctrl-C again
             // (two signals sent back to back are one for the kernel: standard signals do not queue).
             program.child.signal(SIGINT)
@@ -253,10 +253,8 @@ struct RayInterruptTests {
                 reaches_store = false
                 poll_interval_max = "1s"
                 """.write(toFile: config, atomically: true, encoding: .utf8)
-            let program = try InterruptTests.start(executor: "cluster", workdir: workdir, config: config)
+            let (program, taskPid) = try await InterruptTests.startWithTheLongTaskRunning(executor: "cluster", workdir: workdir, config: config)
             defer { program.removeMarkers() }
-            let taskPid = try await program.waitForTheLongTask(seconds: 90)
-            #expect(taskPid != nil, "the long task never started: \(program.errors)")
             program.child.signal(SIGINT)
             let exit = await program.exit(within: 60)
             try await InterruptTests.expectCancelledCleanly(program, exit: exit, status: 130, signalName: "SIGINT", taskPid: taskPid)
