@@ -55,10 +55,6 @@ public enum WorkflowCommandLine {
         var options: RunOptions
         do {
             options = try parsed.runOptions(for: workflow, registry: registry)
-            if parsed.dryRun {
-                print(try parsed.planText(workflow, options), terminator: "")
-                return 0
-            }
         } catch {
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
             return 1
@@ -73,9 +69,8 @@ public enum WorkflowCommandLine {
             onFirst: { _ in work.cancel() },
             leftovers: { [options] in Self.leftovers(runID: runID, options: options) })
         defer { interruption.remove() }
-        let running = Task {
-            let run = try await workflow.run(options)
-            print(RunReport(run: run, seconds: (ContinuousClock.now - started).secondsValue).description, terminator: "")
+        let running = Task { [options] in
+            _ = try await parsed.execute(workflow, options: options) { print($0, terminator: "") }
         }
         work.set(running)
         do {
@@ -93,8 +88,8 @@ public enum WorkflowCommandLine {
         }
     }
 
-    /// What a run cancelled by `signal` did, for standard error: its attempts by outcome, what
-    /// was removed, and where its log is.
+    /// What a run cancelled by `signal` did, for standard error: its tasks by outcome (from the
+    /// run log's last line), how long stopping took, and where its log is.
     static func cancellationSummary(runID: String, options: RunOptions, signal: Int32, seconds: Double, stoppingSeconds: Double?) -> String {
         let directory = RunDirectory(workdir: options.workdir, runID: runID)
         let logPath = directory.logPath
@@ -263,7 +258,11 @@ public struct WorkflowRunArguments: ParsableArguments, Sendable {
     /// - Throws: the run's `DataflowError` (its message lists every failed task), `ConfigError`.
     @discardableResult
     public func execute(_ workflow: Workflow, registry: ExecutorRegistry = .shared, write: (String) -> Void) async throws -> WorkflowRun? {
-        let options = try runOptions(for: workflow, registry: registry)
+        try await execute(workflow, options: try runOptions(for: workflow, registry: registry), write: write)
+    }
+
+    /// `execute` with options already resolved (`runOptions(for:)`).
+    func execute(_ workflow: Workflow, options: RunOptions, write: (String) -> Void) async throws -> WorkflowRun? {
         if dryRun {
             write(try planText(workflow, options))
             return nil

@@ -76,11 +76,12 @@ struct RunSummary: Codable, Sendable {
         }
     }
 
-    /// The run from its first and last lines, and the tasks of its first `limit` task lines:
-    /// the first screen of `runs show` for a run too large to read whole.
+    /// The run from its first and last lines (`ends`, read with `init(endsOf:)`), and the tasks
+    /// of its first `limit` task lines: the first screen of `runs show` for a run too large to
+    /// read whole.
     /// - Throws: `CommandError.runLogUnreadable` naming the file.
-    init(directory: String, firstTasks limit: Int) throws(CommandError) {
-        try self.init(endsOf: directory)
+    init(directory: String, firstTasks limit: Int, ends: RunSummary) throws(CommandError) {
+        self = ends
         let path = RunDirectory(path: directory).logPath
         guard let handle = FileHandle(forReadingAtPath: path) else { throw .runLogUnreadable(path: path, reason: "cannot open it") }
         defer { try? handle.close() }

@@ -66,7 +66,7 @@ struct RunsCommand: AsyncParsableCommand {
             let directory = try RunCatalog(workdir: workdir).directory(of: run)
             let ends = try RunSummary(endsOf: directory)
             let summary = all || (ends.taskCount ?? 0) <= firstScreenTasks
-                ? try RunSummary(directory: directory) : try RunSummary(directory: directory, firstTasks: firstScreenTasks)
+                ? try RunSummary(directory: directory) : try RunSummary(directory: directory, firstTasks: firstScreenTasks, ends: ends)
             if format == .json { return try JSONOutput.encode(summary) + "\n" }
             var out = "run \(summary.runID): \(summary.outcome)"
             if let succeeded = summary.succeeded { out += " (\(succeeded) succeeded, \(summary.failed ?? 0) failed, \(summary.skipped ?? 0) skipped)" }
