@@ -31,7 +31,8 @@ public final class ChildProcess: Sendable {
     public let pid: pid_t
     /// Whether it leads a process group of its own (then `signal` reaches its whole group).
     public let ownsProcessGroup: Bool
-    private let state = Mutex<(exit: Exit?, waiters: [CheckedContinuation<Exit, Never>])>((nil, []))
+    // (NSLock, not Synchronization.Mutex: on Linux Mutex waits with futex calls ThreadSanitizer does not see.)
+    private let state = LockedValue<(exit: Exit?, waiters: [CheckedContinuation<Exit, Never>])>((nil, []))
 
     /// Starts `executable` (an absolute path) with `arguments` (not including argv[0]).
     /// - Parameters:
